@@ -1,0 +1,51 @@
+// Package xmppfed is the root of a library that lets a Go chat server federate
+// with the XMPP world over server-to-server (s2s) streams.
+//
+// A host application — a chat server with its own users, storage and
+// transport — embeds xmppfed to exchange instant messages, presence and
+// subscriptions with XMPP servers such as Prosody, ejabberd or Openfire. The
+// library owns the XMPP side of federation: DNS discovery, TLS, certificate
+// checks, peer authentication (SASL EXTERNAL, Server Dialback), partner and
+// user policy, and translation between XMPP stanzas and plain Go values. The
+// host owns its users and hands the library plain values.
+//
+// This package holds no code; it documents the module. The work is done by
+// the packages below it.
+//
+// # Package map
+//
+//   - [github.com/xmppfed/xmppfed/dnsdisco] finds where a domain's XMPP server
+//     lives: _xmpps-server._tcp (XEP-0368 direct TLS) and _xmpp-server._tcp
+//     (STARTTLS) SRV records merged in RFC 2782 order, the "." no-service
+//     rule, A/AAAA fallback on port 5269, /etc/hosts, a TTL cache with
+//     negative caching, the DNSSEC AD bit and TLSA records for DANE.
+//     [github.com/xmppfed/xmppfed/dnsdisco/dnsdiscotest] runs a loopback DNS
+//     server for tests.
+//   - [github.com/xmppfed/xmppfed/certs] decides whether a certificate chain
+//     really belongs to an XMPP domain (RFC 6125/9525 and RFC 6120 §13.7:
+//     SRV-ID, XmppAddr, DNS-ID; DANE), serves reloadable certificates chosen
+//     by SNI, and issues test certificates from an in-memory test CA.
+//
+// Later parts of the module add s2s (stream negotiation and the connection
+// pool), policy (partners, gateway settings, per-user access), translate
+// (XMPP to the host's model and back) and federation (the server a host
+// embeds). examples/ holds runnable programs; examples/s2scheck is a
+// diagnostic an operator runs against a domain.
+//
+// # A minimal wiring sketch
+//
+// Finding and checking a peer with the packages available today:
+//
+//	var r dnsdisco.Resolver // zero value: nameservers from /etc/resolv.conf
+//	targets, err := r.LookupServer(ctx, "example.org")
+//	if err != nil {
+//		// *dnsdisco.LookupError: NotFound() -> remote-server-not-found,
+//		// Temporary() -> remote-server-timeout
+//	}
+//	for _, t := range targets {
+//		// dial t.Addrs on t.Port, TLS with ServerName "example.org" (SNI is the
+//		// domain, never the SRV target), then:
+//		res, err := certs.Verify("example.org", conn.ConnectionState().PeerCertificates, certs.VerifyOptions{})
+//		_ = res // res.Matched says which identity the certificate matched
+//	}
+package xmppfed
