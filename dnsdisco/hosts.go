@@ -1,0 +1,113 @@
+package dnsdisco
+
+import (
+	"bufio"
+	"bytes"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+)
+
+// maxHostsFileSize bounds how much of a hosts file is read.
+const maxHostsFileSize = 16 << 20
+
+// hostsTable maps a lower-case host name (no trailing dot) to its addresses
+// in file order.
+type hostsTable map[string][]netip.Addr
+
+// parseHosts parses the hosts(5) format: an address, then one or more
+// names; '#' starts a comment. Lines with an unparsable address are
+// skipped, as the C library does. Names are lower-cased and a trailing
+// dot removed; IPv4-mapped IPv6 addresses are unmapped; zones are dropped
+// (a zoned address cannot be dialled for s2s).
+func parseHosts(data []byte) hostsTable {
+	t := hostsTable{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		a, err := netip.ParseAddr(f[0])
+		if err != nil || a.Zone() != "" {
+			continue
+		}
+		a = a.Unmap()
+		for _, n := range f[1:] {
+			n = strings.ToLower(strings.TrimSuffix(n, "."))
+			if n == "" {
+				continue
+			}
+			if !containsAddr(t[n], a) {
+				t[n] = append(t[n], a)
+			}
+		}
+	}
+	return t
+}
+
+func containsAddr(s []netip.Addr, a netip.Addr) bool {
+	for _, x := range s {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// hostsState caches the parsed hosts file and the stat data it came from.
+type hostsState struct {
+	path  string
+	mtime time.Time
+	size  int64
+	ok    bool // a file was read
+	table hostsTable
+}
+
+// hostsLookup returns the hosts-file addresses for host (A-label, lower
+// case), IPv6 first then IPv4 like DNS answers. The file is re-read when
+// its path, modification time or size changes. A missing or unreadable
+// file means no entries. Caller must not hold r.mu.
+func (r *Resolver) hostsLookup(host string) []netip.Addr {
+	path := r.HostsFile
+	if path == "" {
+		path = "/etc/hosts"
+	}
+	fi, err := os.Stat(path)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := &r.hosts
+	switch {
+	case err != nil || !fi.Mode().IsRegular():
+		h.path, h.ok, h.table = path, false, nil
+	case !h.ok || h.path != path || !h.mtime.Equal(fi.ModTime()) || h.size != fi.Size():
+		h.path, h.mtime, h.size, h.ok, h.table = path, fi.ModTime(), fi.Size(), true, nil
+		if fi.Size() <= maxHostsFileSize {
+			if data, err := os.ReadFile(path); err == nil {
+				h.table = parseHosts(data)
+			}
+		}
+	}
+	addrs := h.table[host]
+	if len(addrs) == 0 {
+		return nil
+	}
+	out := make([]netip.Addr, 0, len(addrs))
+	for _, a := range addrs {
+		if a.Is6() {
+			out = append(out, a)
+		}
+	}
+	for _, a := range addrs {
+		if a.Is4() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
