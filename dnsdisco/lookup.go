@@ -70,11 +70,11 @@ type TLSA struct {
 // addresses. It validates domain and every target and changes nothing on
 // error. Targets keep the given order.
 func (r *Resolver) SetOverride(domain string, targets ...Override) error {
+	if _, ok := parseIPLiteral(domain); ok {
+		return &LookupError{Domain: domain, Err: fmt.Errorf("%w: %q is an IP literal, which needs no override", ErrInvalidName, domain)}
+	}
 	d, err := toASCII(domain)
 	if err != nil {
-		if _, ok := parseIPLiteral(domain); ok {
-			err = fmt.Errorf("%w: %q is an IP literal, which needs no override", ErrInvalidName, domain)
-		}
 		return &LookupError{Domain: domain, Err: err}
 	}
 	if len(targets) == 0 {
@@ -429,6 +429,10 @@ func extractAddrs(rrs []dns.RR) []netip.Addr {
 // is nil and secure says whether that denial was authenticated. host is
 // validated like a domain in LookupServer; IP literals are rejected.
 func (r *Resolver) LookupTLSA(ctx context.Context, host string, port uint16) (recs []TLSA, secure bool, err error) {
+	if _, ok := parseIPLiteral(host); ok {
+		// RFC 7673 §3: TLSA owner names are host names, never addresses.
+		return nil, false, &LookupError{Domain: host, Type: "TLSA", Err: fmt.Errorf("%w: %q is an IP literal", ErrInvalidName, host)}
+	}
 	h, err := toASCII(host)
 	if err != nil {
 		return nil, false, &LookupError{Domain: host, Type: "TLSA", Err: err}
