@@ -253,50 +253,50 @@ func verifyDANE(ref string, secure []string, chain []*x509.Certificate, usable [
 
 // matchName finds the presented identity naming ref (RFC 6120 §13.7.2.1,
 // RFC 6125 §6). SRV-IDs and XmppAddrs are checked against ref only; DNS-IDs
-// against ref and the secure names. The CN is used only when allowCN is set
-// and no SRV-ID, XmppAddr or DNS-ID is present (RFC 9525 §6.5).
+// against ref and the secure names. When several match, the most specific
+// kind wins: SRV-ID, then XmppAddr, then DNS-ID. The CN is used only when
+// allowCN is set and no SRV-ID, XmppAddr or DNS-ID is present (RFC 9525 §6.5).
 func matchName(leaf *x509.Certificate, ref string, secure []string, allowCN bool) (Identity, error) {
 	ids, err := Identities(leaf)
 	if err != nil {
 		return Identity{}, err
 	}
+	asDNS := func(v string) bool {
+		if matchDNSID(v, ref) {
+			return true
+		}
+		for _, s := range secure {
+			if matchDNSID(v, s) {
+				return true
+			}
+		}
+		return false
+	}
 	hasSAN := false
-	for _, id := range ids {
-		switch id.Type {
-		case SRVID:
-			hasSAN = true
-			if matchSRVID(id.Value, ref) {
-				return id, nil
+	for _, ty := range [...]IdentityType{SRVID, XmppAddr, DNSID} {
+		for _, id := range ids {
+			if id.Type != ty {
+				continue
 			}
-		case XmppAddr:
 			hasSAN = true
-			if matchXmppAddr(id.Value, ref) {
-				return id, nil
+			var ok bool
+			switch ty {
+			case SRVID:
+				ok = matchSRVID(id.Value, ref)
+			case XmppAddr:
+				ok = matchXmppAddr(id.Value, ref)
+			default:
+				ok = asDNS(id.Value)
 			}
-		case DNSID:
-			hasSAN = true
-			if matchDNSID(id.Value, ref) {
+			if ok {
 				return id, nil
-			}
-			for _, s := range secure {
-				if matchDNSID(id.Value, s) {
-					return id, nil
-				}
 			}
 		}
 	}
 	if allowCN && !hasSAN {
 		for _, id := range ids {
-			if id.Type != CommonName {
-				continue
-			}
-			if matchDNSID(id.Value, ref) {
+			if id.Type == CommonName && asDNS(id.Value) {
 				return id, nil
-			}
-			for _, s := range secure {
-				if matchDNSID(id.Value, s) {
-					return id, nil
-				}
 			}
 		}
 	}
