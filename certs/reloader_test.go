@@ -244,7 +244,7 @@ func TestReloaderSNI(t *testing.T) {
 	for _, c := range cases {
 		srv := &tls.Config{GetCertificate: r.GetCertificate}
 		cli := &tls.Config{ServerName: c.sni, RootCAs: ca.Pool(), InsecureSkipVerify: true}
-		srvErr, cliErr, peer := handshake(t, srv, cli)
+		peer, srvErr, cliErr := handshake(t, srv, cli)
 		if srvErr != nil || cliErr != nil {
 			t.Fatalf("SNI %q: server %v, client %v", c.sni, srvErr, cliErr)
 		}

@@ -14,7 +14,7 @@ import (
 // handshake runs one TLS handshake over loopback TCP between a server with
 // srvCfg and a client with cliCfg and returns both sides' errors and the
 // certificate the client saw.
-func handshake(t *testing.T, srvCfg, cliCfg *tls.Config) (srvErr, cliErr error, peer *x509.Certificate) {
+func handshake(t *testing.T, srvCfg, cliCfg *tls.Config) (peer *x509.Certificate, srvErr, cliErr error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +54,7 @@ func handshake(t *testing.T, srvCfg, cliCfg *tls.Config) (srvErr, cliErr error, 
 	}
 	tc.Close()
 	srvErr = <-done
-	return srvErr, cliErr, peer
+	return peer, srvErr, cliErr
 }
 
 // TestVerifyConnectionServerAuthOnlyClient proves the trap is avoided: an
@@ -85,7 +85,7 @@ func TestVerifyConnectionServerAuthOnlyClient(t *testing.T) {
 	}
 
 	// 1. Go's default client-certificate verification: refused for the EKU.
-	srvErr, _, _ := handshake(t, &tls.Config{
+	_, srvErr, _ := handshake(t, &tls.Config{
 		Certificates: []tls.Certificate{srvCert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    ca.Pool(),
@@ -96,7 +96,7 @@ func TestVerifyConnectionServerAuthOnlyClient(t *testing.T) {
 	}
 
 	// 2. Ours: accepted.
-	srvErr, cliErr, peer := handshake(t, &tls.Config{
+	peer, srvErr, cliErr := handshake(t, &tls.Config{
 		Certificates:     []tls.Certificate{srvCert},
 		ClientAuth:       tls.RequireAnyClientCert,
 		VerifyConnection: VerifyConnection("initiating.example", opts),
@@ -109,7 +109,7 @@ func TestVerifyConnectionServerAuthOnlyClient(t *testing.T) {
 	}
 
 	// 3. Ours still checks the name: the wrong domain fails the handshake.
-	srvErr, _, _ = handshake(t, &tls.Config{
+	_, srvErr, _ = handshake(t, &tls.Config{
 		Certificates:     []tls.Certificate{srvCert},
 		ClientAuth:       tls.RequireAnyClientCert,
 		VerifyConnection: VerifyConnection("someone-else.example", opts),
@@ -122,7 +122,7 @@ func TestVerifyConnectionServerAuthOnlyClient(t *testing.T) {
 	// 4. The client side checks the server's name the same way.
 	cli := client()
 	cli.VerifyConnection = VerifyConnection("not-receiving.example", opts)
-	_, cliErr, _ = handshake(t, &tls.Config{
+	_, _, cliErr = handshake(t, &tls.Config{
 		Certificates: []tls.Certificate{srvCert},
 		ClientAuth:   tls.RequireAnyClientCert,
 	}, cli)
