@@ -256,7 +256,10 @@ func (r *Resolver) lookupSRV(ctx context.Context, domain, name string, directTLS
 		return srvSet{err: &LookupError{Domain: domain, Name: name, Type: "SRV", Err: fmt.Errorf("%w: %v", ErrServerFailure, err)}}
 	}
 	for _, rr := range rrs {
-		s := rr.(*dns.SRV)
+		s, ok := rr.(*dns.SRV)
+		if !ok {
+			continue
+		}
 		set.exists = true
 		if s.Target == "." {
 			// RFC 2782: "." means the service is decidedly not available.
@@ -455,7 +458,10 @@ func (r *Resolver) LookupTLSA(ctx context.Context, host string, port uint16) (re
 		return nil, false, &LookupError{Domain: host, Name: name, Type: "TLSA", Err: fmt.Errorf("%w: %v", ErrServerFailure, err)}
 	}
 	for _, rr := range rrs {
-		t := rr.(*dns.TLSA)
+		t, ok := rr.(*dns.TLSA)
+		if !ok {
+			continue
+		}
 		data, derr := hexDecode(t.Certificate)
 		if derr != nil {
 			return nil, false, &LookupError{Domain: host, Name: name, Type: "TLSA", Err: fmt.Errorf("%w: bad TLSA data: %v", ErrServerFailure, derr)}

@@ -32,7 +32,7 @@ var ( // test-only fixtures; no package state in the library
 	ip6a = netip.MustParseAddr("2001:db8::1")
 )
 
-func newServer(t *testing.T) (*dnsdiscotest.Server, *dnsdisco.Resolver) {
+func newServer(t testing.TB) (*dnsdiscotest.Server, *dnsdisco.Resolver) {
 	t.Helper()
 	s := dnsdiscotest.NewServer()
 	t.Cleanup(s.Close)
@@ -49,14 +49,6 @@ func lookupErr(t *testing.T, err error, want error) *dnsdisco.LookupError {
 		t.Fatalf("error %q does not wrap %q", err, want)
 	}
 	return le
-}
-
-func hosts(ts []dnsdisco.Target) []string {
-	var out []string
-	for _, t := range ts {
-		out = append(out, t.Host)
-	}
-	return out
 }
 
 // Rule 1: malformed names are rejected with ErrInvalidName naming the
@@ -645,7 +637,7 @@ type fakeClock struct {
 	t  time.Time
 }
 
-func (c *fakeClock) now() time.Time       { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
 
 // Rule 8: TTL expiry with a fake clock (records have TTL 300, one has 100).
