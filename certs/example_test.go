@@ -143,3 +143,34 @@ func ExampleVerifyConnection() {
 	fmt.Println("server handshake error:", <-srvErr)
 	// Output: server handshake error: <nil>
 }
+
+func ExampleIdentities() {
+	ca, err := certs.NewTestCA()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	c, err := ca.Issue(certs.Leaf{
+		DNSNames:   []string{"*.example.org"},
+		SRVNames:   []string{"_xmpp-server.example.org"},
+		XMPPAddrs:  []string{"example.org"},
+		CommonName: "legacy.example.org",
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ids, err := certs.Identities(c.Leaf)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, id := range ids {
+		fmt.Println(id)
+	}
+	// Output:
+	// DNS-ID "*.example.org"
+	// SRV-ID "_xmpp-server.example.org"
+	// XmppAddr "example.org"
+	// CN "legacy.example.org"
+}

@@ -235,6 +235,10 @@ func WritePEM(dir, name string, c tls.Certificate) (certFile, keyFile string, er
 	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		return "", "", fmt.Errorf("certs: WritePEM: %w", err)
 	}
+	// WriteFile keeps the mode of an existing file: make sure it is 0600.
+	if err := os.Chmod(keyFile, 0o600); err != nil {
+		return "", "", fmt.Errorf("certs: WritePEM: %w", err)
+	}
 	return certFile, keyFile, nil
 }
 

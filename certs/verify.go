@@ -103,7 +103,8 @@ type Result struct {
 	// Domain is the A-label reference domain that was verified.
 	Domain string
 	// Matched is the presented identity that matched. Its Type is DANEEE
-	// when a DANE-EE record matched and no name was checked.
+	// when a DANE-EE record matched and no name was checked; its Value is
+	// then the record's parameters, e.g. "3 1 1".
 	Matched Identity
 	// Chain is the verified chain, leaf to root (nil for DANE-EE).
 	Chain []*x509.Certificate
@@ -116,7 +117,8 @@ type Result struct {
 // RFC 9525, with DANE per RFC 7671/7673 when opts.TLSA has usable records.
 //
 // Errors: [ErrNoCertificate]; an invalid domain or option (message names it);
-// *[ChainError]; *[IdentityError]; *[DANEError]; or a malformed SAN
+// *[ChainError] (also when a DANE-TA anchor matched but the chain to it did
+// not validate); *[IdentityError]; *[DANEError]; or a malformed SAN
 // (wrapping [ErrMalformedSAN]).
 func Verify(domain string, chain []*x509.Certificate, opts VerifyOptions) (*Result, error) {
 	if len(chain) == 0 {
