@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -289,31 +290,34 @@ type hostResult struct {
 // resolveTargets fills Addrs/AddrsSecure/Err of every target, resolving each
 // distinct host once, at most maxParallelHosts at a time.
 func (r *Resolver) resolveTargets(ctx context.Context, domain string, targets []Target) {
-	results := make(map[string]*hostResult)
+	var hosts []string
 	for _, t := range targets {
-		results[t.Host] = nil
+		if !slices.Contains(hosts, t.Host) {
+			hosts = append(hosts, t.Host)
+		}
 	}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxParallelHosts)
-	for host := range results {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			res := r.resolveHost(ctx, domain, host)
-			mu.Lock()
-			results[host] = &res
-			mu.Unlock()
-		})
+	results := make([]hostResult, len(hosts))
+	if len(hosts) == 1 {
+		results[0] = r.resolveHost(ctx, domain, hosts[0])
+	} else {
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, maxParallelHosts)
+		for i, host := range hosts {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				results[i] = r.resolveHost(ctx, domain, host) // each goroutine owns results[i]
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	for i := range targets {
-		res := results[targets[i].Host]
+		res := results[slices.Index(hosts, targets[i].Host)]
 		if res.err != nil {
 			targets[i].Err = res.err
 			continue
 		}
-		targets[i].Addrs = append([]netip.Addr(nil), res.addrs...)
+		targets[i].Addrs = slices.Clone(res.addrs)
 		targets[i].AddrsSecure = res.secure
 	}
 }
