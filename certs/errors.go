@@ -171,7 +171,7 @@ func (e *IdentityError) Error() string {
 }
 
 // DANEError reports that usable TLSA records existed but none matched the
-// presented chain. RFC 7671 §5 / RFC 7673 §3: there is no fallback to PKIX.
+// presented chain. RFC 7673 (with RFC 7671): there is no fallback to PKIX.
 type DANEError struct {
 	// Records is the number of usable TLSA records.
 	Records int

@@ -15,7 +15,7 @@ import (
 // IdentityType says which kind of identity a certificate presents.
 type IdentityType uint8
 
-// The identity types, in the order of preference used by RFC 6120 §13.7.2.
+// The identity types. Verify prefers SRV-ID, then XmppAddr, then DNS-ID.
 const (
 	// IdentityNone is the zero value: no identity.
 	IdentityNone IdentityType = iota
@@ -25,7 +25,8 @@ const (
 	XmppAddr
 	// DNSID is a dNSName SubjectAltName entry (RFC 6125 §6.4).
 	DNSID
-	// CommonName is the subject common name, a legacy CN-ID (RFC 9525 §6.5).
+	// CommonName is the subject common name, a legacy CN-ID (RFC 6125 §6.4.4;
+	// RFC 9525 no longer matches CN-IDs).
 	CommonName
 	// DANEEE marks a DANE-EE(3) TLSA match (RFC 7671 §5.1): no name was checked.
 	DANEEE

@@ -75,8 +75,8 @@ func matchDNSID(presented, ref string) bool {
 }
 
 // matchSRVID reports whether a presented SRV-ID names the xmpp-server
-// service for ref. RFC 4985 §2: "_Service.Name"; RFC 9525 §6.3 forbids
-// wildcards in SRV-IDs, so the name part must equal ref exactly.
+// service for ref. RFC 4985 §2: "_Service.Name"; RFC 6125/9525 allow
+// wildcards only in DNS-IDs, so the name part must equal ref exactly.
 func matchSRVID(presented, ref string) bool {
 	p := presentedDNS(presented)
 	return p == srvIDFor(ref)

@@ -28,8 +28,8 @@ const (
 	matchSHA512  = 2
 )
 
-// usable reports whether we can use the record. RFC 7671 §4.1 / RFC 7673 §3
-// (via RFC 7672 §3.1.3): PKIX-TA(0) and PKIX-EE(1) are not used for s2s, and
+// usable reports whether we can use the record. RFC 7671 and RFC 7673:
+// PKIX-TA(0) and PKIX-EE(1) are not used for s2s here (as in RFC 7672), and
 // unknown usages, selectors and matching types are "unusable" and ignored, as
 // are digests of the wrong length.
 func (t TLSA) usable() bool {
@@ -93,8 +93,8 @@ type VerifyOptions struct {
 	// They are never compared with SRV-IDs or XmppAddrs.
 	SecureNames []string
 	// AllowCommonName accepts the subject CN as a DNS-ID, but only when the
-	// certificate has no DNS-ID, SRV-ID or XmppAddr (RFC 9525 §6.5 drops
-	// CN-IDs; off by default).
+	// certificate has no DNS-ID, SRV-ID or XmppAddr (RFC 6125 §6.4.4; RFC
+	// 9525 drops CN-IDs; off by default).
 	AllowCommonName bool
 }
 
@@ -189,7 +189,7 @@ func Verify(domain string, chain []*x509.Certificate, opts VerifyOptions) (*Resu
 // RFC 7671 §5.2: for DANE-TA(2) a certificate in the presented chain is the
 // trust anchor; the chain from the leaf to it must validate and the name check
 // applies. With usable records and no match there is no PKIX fallback
-// (RFC 7673 §3).
+// (RFC 7673).
 func verifyDANE(ref string, secure []string, chain []*x509.Certificate, usable []TLSA, now time.Time, opts VerifyOptions) (*Result, error) {
 	leaf := chain[0]
 	var nEE, nTA int
@@ -257,7 +257,8 @@ func verifyDANE(ref string, secure []string, chain []*x509.Certificate, usable [
 // RFC 6125 §6). SRV-IDs and XmppAddrs are checked against ref only; DNS-IDs
 // against ref and the secure names. When several match, the most specific
 // kind wins: SRV-ID, then XmppAddr, then DNS-ID. The CN is used only when
-// allowCN is set and no SRV-ID, XmppAddr or DNS-ID is present (RFC 9525 §6.5).
+// allowCN is set and no SRV-ID, XmppAddr or DNS-ID is present (RFC 6125 §6.4.4;
+// RFC 9525 drops CN-IDs).
 func matchName(leaf *x509.Certificate, ref string, secure []string, allowCN bool) (Identity, error) {
 	ids, err := Identities(leaf)
 	if err != nil {
