@@ -143,7 +143,9 @@ type srvSet struct {
 //   - with no SRV records at all the candidate is domain:5269 (RFC 6120
 //     §3.2.2 fallback); if domain does not exist the error is ErrNotFound.
 //   - a failed SRV query (timeout, SERVFAIL) is an error: falling back to
-//     the A/AAAA records then could be a downgrade.
+//     the A/AAAA records then could be a downgrade. When only one of the
+//     two queries fails and the other gives usable records, those records
+//     are the candidates.
 //
 // Each target's AAAA and A records are resolved (hosts file first). A
 // target without address keeps its place with Target.Err set. When no
@@ -178,13 +180,20 @@ func (r *Resolver) LookupServer(ctx context.Context, domain string) ([]Target, e
 			wg.Go(func() { sets[i] = r.lookupSRV(ctx, domain, svc+d, i == 0) })
 		}
 		wg.Wait()
-		for _, s := range sets {
-			if s.err != nil {
-				// RFC 6120 §3.2.1 / XEP-0368: an unknown SRV state must not
-				// be treated as "no SRV", or an attacker could force the
-				// fallback.
+		for i, s := range sets {
+			if s.err == nil {
+				continue
+			}
+			// A failed set is not "no SRV" (RFC 6120 §3.2.1): treating it
+			// so would let whoever breaks the query force the A/AAAA
+			// fallback. So the lookup fails, unless the other set gave
+			// usable records: then those are tried, exactly the list an
+			// unbroken lookup would contain minus the failed service (both
+			// sets lead to TLS; the policy of the caller decides the rest).
+			if len(sets[1-i].recs) == 0 {
 				return nil, s.err
 			}
+			r.log().Debug("dnsdisco: one SRV set failed, using the other", "domain", domain, "err", s.err)
 		}
 		var recs []srvRecord
 		for _, s := range sets {

@@ -517,6 +517,27 @@ func TestSRVServFailNoFallback(t *testing.T) {
 	}
 }
 
+// Rule 6, refined: when one SRV set fails but the other gives usable
+// records, those are the candidates; the A/AAAA fallback is still never
+// taken.
+func TestSRVServFailOtherSetUsable(t *testing.T) {
+	s, r := newServer(t)
+	s.AddHost("example.org", ip4a)
+	s.AddSRV(xmpp, "example.org", "xmpp.example.org", 5269, 0, 0)
+	s.AddHost("xmpp.example.org", ip4a)
+	s.SetRcode("_xmpps-server._tcp.example.org", dns.RcodeServerFailure)
+	ts, err := r.LookupServer(context.Background(), "example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 1 || ts[0].Host != "xmpp.example.org" || ts[0].DirectTLS {
+		t.Fatalf("targets %+v, want the _xmpp-server record only", ts)
+	}
+	if n := s.QueriesFor("example.org", dns.TypeA); n != 0 {
+		t.Fatalf("fell back to the domain's A record (%d queries)", n)
+	}
+}
+
 // Rule 5: addresses from the hosts file only; no DNS for that host; file
 // re-read when its mtime changes.
 func TestHostsFileOnlyTarget(t *testing.T) {
