@@ -63,6 +63,7 @@ func (r ChainReason) String() string {
 
 // ChainError reports a certificate chain that did not validate.
 type ChainError struct {
+	// Reason classifies the failure for programs; Error words it for people.
 	Reason ChainReason
 	// Subject is the offending certificate's subject, e.g. "CN=a.example".
 	Subject string
@@ -77,6 +78,8 @@ type ChainError struct {
 	Err error
 }
 
+// Error says in an operator's words what is wrong with which certificate,
+// with the dates for Expired and NotYetValid.
 func (e *ChainError) Error() string {
 	const layout = time.RFC3339
 	subj := strconv.Quote(e.Subject)
@@ -154,6 +157,8 @@ type IdentityError struct {
 	Presented []Identity
 }
 
+// Error names the domain and lists every identity the certificate does
+// carry, so the mismatch can be seen at a glance.
 func (e *IdentityError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "certs: certificate is not valid for %q; it names ", e.Domain)
@@ -179,6 +184,7 @@ type DANEError struct {
 	Reason string
 }
 
+// Error says how many usable records there were and what was tried.
 func (e *DANEError) Error() string {
 	return fmt.Sprintf("certs: none of the %d usable TLSA records matched: %s", e.Records, e.Reason)
 }

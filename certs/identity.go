@@ -54,8 +54,8 @@ func (t IdentityType) String() string {
 // Identity is one identity presented by a certificate, with its value as
 // presented (not normalised).
 type Identity struct {
-	Type  IdentityType
-	Value string
+	Type  IdentityType // which kind of identity
+	Value string       // as it appears in the certificate
 }
 
 // String returns e.g. `SRV-ID "_xmpp-server.example.org"`.

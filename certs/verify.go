@@ -13,8 +13,10 @@ import (
 // TLSA is one DANE TLSA record (RFC 6698 §2.1). It has the same shape as
 // dnsdisco.TLSA, so callers convert with certs.TLSA(t).
 type TLSA struct {
-	Usage, Selector, MatchingType uint8
-	Data                          []byte
+	Usage        uint8  // certificate usage: 2 DANE-TA, 3 DANE-EE (RFC 7218)
+	Selector     uint8  // 0 full certificate, 1 SubjectPublicKeyInfo
+	MatchingType uint8  // 0 exact, 1 SHA-256, 2 SHA-512
+	Data         []byte // certificate association data, binary (not hex)
 }
 
 // TLSA certificate usages, selectors and matching types (RFC 7218).

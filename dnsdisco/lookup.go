@@ -33,7 +33,7 @@ const (
 // Target is one candidate for a server-to-server connection.
 type Target struct {
 	Host      string // A-label host name, no trailing dot (or an IP literal from an override)
-	Port      uint16
+	Port      uint16 // TCP port to connect to
 	DirectTLS bool   // from _xmpps-server._tcp (XEP-0368): TLS first, no STARTTLS
 	Priority  uint16 // from the SRV record (0 for fallback/override)
 	Weight    uint16 // from the SRV record (0 for fallback/override)
@@ -56,14 +56,16 @@ type Target struct {
 type Override struct {
 	Host      string // host name (resolved via hosts file / AAAA / A) or IP literal
 	Port      uint16 // 0: 5269 (or 5270 when DirectTLS)
-	DirectTLS bool
+	DirectTLS bool   // TLS from the first byte (XEP-0368) instead of STARTTLS
 }
 
 // TLSA is one TLSA record (RFC 6698 §2.1). Its layout is identical to
 // certs.TLSA so callers convert with certs.TLSA(t).
 type TLSA struct {
-	Usage, Selector, MatchingType uint8
-	Data                          []byte
+	Usage        uint8  // certificate usage: 2 DANE-TA, 3 DANE-EE (RFC 7218)
+	Selector     uint8  // 0 full certificate, 1 SubjectPublicKeyInfo
+	MatchingType uint8  // 0 exact, 1 SHA-256, 2 SHA-512
+	Data         []byte // certificate association data, binary (not hex)
 }
 
 // SetOverride makes LookupServer return targets for domain instead of

@@ -40,7 +40,7 @@ type demo struct {
 const (
 	demoDomain = "demo.example"     // RFC 2606 reserves .example
 	demoHost   = "s2s.demo.example" // the SRV target serving it
-	demoStale  = "old.demo.example" // a lower-priority target with no address
+	demoStale  = "old.demo.example" // a lower-priority target whose name is gone
 )
 
 // startDemo starts the demo world on loopback. Close stops it.
@@ -78,7 +78,9 @@ func startDemo() (*demo, error) {
 	d.dns.AddSRV("_xmpp-server._tcp", demoDomain, demoHost, starttlsPort, 10, 0)
 	d.dns.AddSRV("_xmpp-server._tcp", demoDomain, demoStale, 5269, 20, 0)
 	d.dns.AddHost(demoHost, netip.MustParseAddr("127.0.0.1"))
-	d.dns.AddHost(demoStale) // exists, but with no address: a broken candidate
+	// demoStale gets no records at all: a forgotten SRV record pointing at
+	// a retired host, the commonest broken setup. It shows how a dead
+	// candidate is reported while the others still work.
 	// DANE-EE (usage 3), SPKI (selector 1), SHA-256 (matching type 1): RFC 7671 §5.1.
 	spki := sha256.Sum256(cert.Leaf.RawSubjectPublicKeyInfo)
 	d.dns.AddTLSA(demoHost, directPort, 3, 1, 1, spki[:])

@@ -156,8 +156,8 @@ type checker struct {
 }
 
 // check runs DNS discovery and probes every address of every candidate.
-func (c *checker) check(ctx context.Context, domain string) *Report {
-	rep := &Report{Domain: domain}
+func (c *checker) check(ctx context.Context, domain string) *report {
+	rep := &report{Domain: domain}
 	qctx, cancel := context.WithTimeout(ctx, 4*c.timeout)
 	targets, err := c.resolver.LookupServer(qctx, domain)
 	cancel()
@@ -187,8 +187,8 @@ func errorKind(le *dnsdisco.LookupError) string {
 }
 
 // checkTarget probes each address of one candidate.
-func (c *checker) checkTarget(ctx context.Context, domain string, t dnsdisco.Target) TargetReport {
-	tr := TargetReport{
+func (c *checker) checkTarget(ctx context.Context, domain string, t dnsdisco.Target) targetReport {
+	tr := targetReport{
 		Host:        t.Host,
 		Port:        t.Port,
 		DirectTLS:   t.DirectTLS,

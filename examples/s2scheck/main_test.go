@@ -57,7 +57,7 @@ func TestDemoJSON(t *testing.T) {
 	if code := run(context.Background(), []string{"-json"}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
-	var rep Report
+	var rep report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("output is not JSON: %v\n%s", err, out.String())
 	}
@@ -196,7 +196,7 @@ func TestOfflineZoneFailures(t *testing.T) {
 	}
 
 	code, out, _ := z.run("-json", "noservice.example")
-	var rep Report
+	var rep report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 {
 		t.Fatalf("exit %d, json err %v", code, err)
 	}

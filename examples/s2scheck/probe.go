@@ -30,10 +30,10 @@ const maxPreTLS = 64 << 10
 
 // probe connects to one address of a candidate, completes TLS the way the
 // candidate asks (direct TLS or STARTTLS) and verifies the certificate.
-func (c *checker) probe(ctx context.Context, domain string, t dnsdisco.Target, addr netip.Addr, opts certs.VerifyOptions) AttemptReport {
+func (c *checker) probe(ctx context.Context, domain string, t dnsdisco.Target, addr netip.Addr, opts certs.VerifyOptions) attemptReport {
 	hostport := net.JoinHostPort(addr.String(), strconv.Itoa(int(t.Port)))
-	ar := AttemptReport{Addr: hostport}
-	fail := func(stage string, err error) AttemptReport {
+	ar := attemptReport{Addr: hostport}
+	fail := func(stage string, err error) attemptReport {
 		ar.Stage, ar.Error = stage, err.Error()
 		return ar
 	}
@@ -81,7 +81,7 @@ func (c *checker) probe(ctx context.Context, domain string, t dnsdisco.Target, a
 	_ = tc.Close()
 
 	leaf := cs.PeerCertificates[0]
-	cr := &CertReport{
+	cr := &certReport{
 		Subject:   leaf.Subject.String(),
 		Issuer:    leaf.Issuer.String(),
 		NotBefore: leaf.NotBefore.UTC().Format(time.RFC3339),

@@ -7,63 +7,63 @@ import (
 	"time"
 )
 
-// Report is everything s2scheck learnt about one domain. Its JSON form is the
-// -json output.
-type Report struct {
-	Domain       string         `json:"domain"`
-	Note         string         `json:"note,omitempty"`
-	DNSError     string         `json:"dns_error,omitempty"`
+// report is everything s2scheck learnt about one domain. Its JSON form is
+// the -json output; the field comments document that format.
+type report struct {
+	Domain       string         `json:"domain"`                        // the domain as given
+	Note         string         `json:"note,omitempty"`                // set in demo mode
+	DNSError     string         `json:"dns_error,omitempty"`           // why discovery failed, if it did
 	DNSErrorKind string         `json:"dns_error_condition,omitempty"` // the XMPP condition a server would bounce with
-	Targets      []TargetReport `json:"targets"`
-	Reachable    bool           `json:"reachable"`
-	Reason       string         `json:"reason,omitempty"` // why not reachable
+	Targets      []targetReport `json:"targets"`                       // candidates in connection order
+	Reachable    bool           `json:"reachable"`                     // some address completed TLS with a valid certificate
+	Reason       string         `json:"reason,omitempty"`              // why not reachable
 }
 
-// TargetReport is one SRV (or fallback) candidate.
-type TargetReport struct {
-	Host        string          `json:"host"`
-	Port        uint16          `json:"port"`
-	DirectTLS   bool            `json:"direct_tls"`
-	Priority    uint16          `json:"priority"`
-	Weight      uint16          `json:"weight"`
-	Secure      bool            `json:"dnssec"`
-	Addrs       []string        `json:"addresses"`
-	AddrsSecure bool            `json:"addresses_dnssec"`
-	AddrError   string          `json:"address_error,omitempty"`
-	TLSA        []string        `json:"tlsa,omitempty"`
-	TLSAError   string          `json:"tlsa_error,omitempty"`
-	Attempts    []AttemptReport `json:"attempts"`
+// targetReport is one SRV (or fallback) candidate.
+type targetReport struct {
+	Host        string          `json:"host"`                    // SRV target (A-label)
+	Port        uint16          `json:"port"`                    // TCP port
+	DirectTLS   bool            `json:"direct_tls"`              // _xmpps-server (XEP-0368) rather than STARTTLS
+	Priority    uint16          `json:"priority"`                // SRV priority
+	Weight      uint16          `json:"weight"`                  // SRV weight
+	Secure      bool            `json:"dnssec"`                  // SRV answer DNSSEC-authenticated (AD bit)
+	Addrs       []string        `json:"addresses"`               // AAAA then A
+	AddrsSecure bool            `json:"addresses_dnssec"`        // address answers DNSSEC-authenticated
+	AddrError   string          `json:"address_error,omitempty"` // why the target has no address
+	TLSA        []string        `json:"tlsa,omitempty"`          // DNSSEC-secure TLSA records, "usage selector type hex"
+	TLSAError   string          `json:"tlsa_error,omitempty"`    // why TLSA records are not used
+	Attempts    []attemptReport `json:"attempts"`                // one per address
 }
 
-// AttemptReport is one connection attempt to one address.
-type AttemptReport struct {
-	Addr        string       `json:"address"`
-	TCP         bool         `json:"tcp"`
-	TCPTime     string       `json:"tcp_time,omitempty"`
-	TLS         bool         `json:"tls"`
-	TLSTime     string       `json:"tls_time,omitempty"`
-	TLSVersion  string       `json:"tls_version,omitempty"`
-	CipherSuite string       `json:"cipher_suite,omitempty"`
-	ALPN        string       `json:"alpn,omitempty"`
-	Error       string       `json:"error,omitempty"`
-	Certificate *CertReport  `json:"certificate,omitempty"`
-	Stage       string       `json:"failed_at,omitempty"` // tcp, starttls, tls or verify
+// attemptReport is one connection attempt to one address.
+type attemptReport struct {
+	Addr        string       `json:"address"`                // ip:port
+	TCP         bool         `json:"tcp"`                    // TCP connected
+	TCPTime     string       `json:"tcp_time,omitempty"`     // how long the connect took
+	TLS         bool         `json:"tls"`                    // the TLS handshake completed
+	TLSTime     string       `json:"tls_time,omitempty"`     // how long the handshake took
+	TLSVersion  string       `json:"tls_version,omitempty"`  // e.g. "TLS 1.3"
+	CipherSuite string       `json:"cipher_suite,omitempty"` // e.g. "TLS_AES_128_GCM_SHA256"
+	ALPN        string       `json:"alpn,omitempty"`         // negotiated protocol ("xmpp-server" for direct TLS)
+	Error       string       `json:"error,omitempty"`        // why the attempt failed
+	Certificate *certReport  `json:"certificate,omitempty"`  // the peer's leaf, once TLS completed
+	Stage       string       `json:"failed_at,omitempty"`    // tcp, starttls, tls or verify
 	stageRank   attemptStage // how far the attempt got, for the summary
 }
 
-// CertReport describes the peer's leaf certificate and its verification.
-type CertReport struct {
-	Subject     string   `json:"subject"`
-	Issuer      string   `json:"issuer"`
-	NotBefore   string   `json:"not_before"`
-	NotAfter    string   `json:"not_after"`
-	Names       []string `json:"names"`
+// certReport describes the peer's leaf certificate and its verification.
+type certReport struct {
+	Subject     string   `json:"subject"`                // leaf subject DN
+	Issuer      string   `json:"issuer"`                 // leaf issuer DN
+	NotBefore   string   `json:"not_before"`             // RFC 3339, UTC
+	NotAfter    string   `json:"not_after"`              // RFC 3339, UTC
+	Names       []string `json:"names"`                  // every identity presented (SRV-ID, XmppAddr, DNS-ID, CN)
 	Verified    bool     `json:"verified"`               // the overall decision: DANE where usable TLSA records exist, else PKIX
 	VerifyError string   `json:"verify_error,omitempty"` // why not Verified
 	PKIXMatched string   `json:"pkix_matched,omitempty"` // the identity that matched under PKIX (chain to a trusted root)
-	PKIXError   string   `json:"pkix_error,omitempty"`
+	PKIXError   string   `json:"pkix_error,omitempty"`   // why PKIX failed
 	DANEMatched string   `json:"dane_matched,omitempty"` // the TLSA record that matched
-	DANEError   string   `json:"dane_error,omitempty"`
+	DANEError   string   `json:"dane_error,omitempty"`   // why DANE failed or did not apply
 }
 
 // attemptStage orders how far an attempt got.
@@ -78,8 +78,8 @@ const (
 
 // conclude sets Reachable and, when not reachable, the one-line Reason from
 // the attempt that got furthest.
-func (r *Report) conclude() {
-	var best *AttemptReport
+func (r *report) conclude() {
+	var best *attemptReport
 	for i := range r.Targets {
 		for j := range r.Targets[i].Attempts {
 			a := &r.Targets[i].Attempts[j]
@@ -101,7 +101,7 @@ func (r *Report) conclude() {
 }
 
 // writeText prints the report for a person.
-func (r *Report) writeText(w io.Writer) {
+func (r *report) writeText(w io.Writer) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("s2scheck %s\n", r.Domain)
 	if r.Note != "" {
