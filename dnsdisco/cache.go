@@ -65,6 +65,13 @@ func (c *lruCache) get(k cacheKey, now time.Time) *response {
 	return e.resp
 }
 
+// fresh reports whether k has an unexpired entry, without touching the
+// LRU order.
+func (c *lruCache) fresh(k cacheKey, now time.Time) bool {
+	el, ok := c.items[k]
+	return ok && now.Before(el.Value.(*cacheEntry).expires)
+}
+
 func (c *lruCache) put(k cacheKey, r *response, now time.Time) {
 	if r.ttl <= 0 {
 		return

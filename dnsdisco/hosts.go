@@ -61,43 +61,62 @@ func containsAddr(s []netip.Addr, a netip.Addr) bool {
 	return false
 }
 
+// hostsRecheck is how long the hosts file is trusted before it is looked
+// at again; the Go standard resolver uses the same 5 seconds. Without it
+// every cached lookup would cost a stat(2) per host.
+const hostsRecheck = 5 * time.Second
+
 // hostsState caches the parsed hosts file and the stat data it came from.
 type hostsState struct {
-	path  string
-	mtime time.Time
-	size  int64
-	ok    bool // a file was read
-	table hostsTable
+	path    string
+	checked time.Time // when the file was last stat'ed (Resolver clock)
+	mtime   time.Time
+	size    int64
+	ok      bool // a file was read
+	table   hostsTable
 }
 
 // hostsLookup returns the hosts-file addresses for host (A-label, lower
 // case), IPv6 first then IPv4 like DNS answers. The file is re-read when
-// its path, modification time or size changes. A missing or unreadable
-// file means no entries. Caller must not hold r.mu.
+// its path, modification time or size changes, checked at most every
+// hostsRecheck. A missing or unreadable file means no entries. Caller must
+// not hold r.mu.
 func (r *Resolver) hostsLookup(host string) []netip.Addr {
 	path := r.HostsFile
 	if path == "" {
 		path = "/etc/hosts"
 	}
-	fi, err := os.Stat(path)
+	now := r.clock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	h := &r.hosts
-	switch {
-	case err != nil || !fi.Mode().IsRegular():
-		h.path, h.ok, h.table = path, false, nil
-	case !h.ok || h.path != path || !h.mtime.Equal(fi.ModTime()) || h.size != fi.Size():
-		h.path, h.mtime, h.size, h.ok, h.table = path, fi.ModTime(), fi.Size(), true, nil
-		if fi.Size() <= maxHostsFileSize {
-			if data, err := os.ReadFile(path); err == nil {
-				h.table = parseHosts(data)
+	fresh := h.path == path && !h.checked.IsZero() && !now.Before(h.checked) && now.Sub(h.checked) < hostsRecheck
+	r.mu.Unlock()
+	if !fresh {
+		fi, err := os.Stat(path)
+		r.mu.Lock()
+		switch {
+		case err != nil || !fi.Mode().IsRegular():
+			h.path, h.ok, h.table = path, false, nil
+		case !h.ok || h.path != path || !h.mtime.Equal(fi.ModTime()) || h.size != fi.Size():
+			h.path, h.mtime, h.size, h.ok, h.table = path, fi.ModTime(), fi.Size(), true, nil
+			if fi.Size() <= maxHostsFileSize {
+				if data, err := os.ReadFile(path); err == nil {
+					h.table = parseHosts(data)
+				}
 			}
 		}
+		h.checked = now
+		r.mu.Unlock()
 	}
+
+	r.mu.Lock()
 	addrs := h.table[host]
+	r.mu.Unlock()
 	if len(addrs) == 0 {
 		return nil
 	}
+	// The table is never modified after parsing, so it is safe to read
+	// its slices without the lock.
 	out := make([]netip.Addr, 0, len(addrs))
 	for _, a := range addrs {
 		if a.Is6() {

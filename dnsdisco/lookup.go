@@ -177,11 +177,10 @@ func (r *Resolver) LookupServer(ctx context.Context, domain string) ([]Target, e
 		}
 	default:
 		var sets [2]srvSet
-		var wg sync.WaitGroup
-		for i, svc := range []string{serviceDirectTLS, serviceSTARTTLS} {
-			wg.Go(func() { sets[i] = r.lookupSRV(ctx, domain, svc+d, i == 0) })
-		}
-		wg.Wait()
+		names := [2]string{serviceDirectTLS + d, serviceSTARTTLS + d}
+		parallel(!r.cached(dns.TypeSRV, names[:]...), 2, func(i int) {
+			sets[i] = r.lookupSRV(ctx, domain, names[i], i == 0)
+		})
 		for i, s := range sets {
 			if s.err == nil {
 				continue
@@ -308,20 +307,10 @@ func (r *Resolver) resolveTargets(ctx context.Context, domain string, targets []
 		}
 	}
 	results := make([]hostResult, len(hosts))
-	if len(hosts) == 1 {
-		results[0] = r.resolveHost(ctx, domain, hosts[0])
-	} else {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, maxParallelHosts)
-		for i, host := range hosts {
-			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				results[i] = r.resolveHost(ctx, domain, host) // each goroutine owns results[i]
-			})
-		}
-		wg.Wait()
-	}
+	concurrent := len(hosts) > 1 && !(r.cached(dns.TypeAAAA, hosts...) && r.cached(dns.TypeA, hosts...))
+	parallel(concurrent, len(hosts), func(i int) {
+		results[i] = r.resolveHost(ctx, domain, hosts[i]) // each call owns results[i]
+	})
 	for i := range targets {
 		res := results[slices.Index(hosts, targets[i].Host)]
 		if res.err != nil {
@@ -348,13 +337,10 @@ func (r *Resolver) resolveHost(ctx context.Context, domain, host string) hostRes
 		nx     bool
 		err    error
 	}
-	var wg sync.WaitGroup
-	for i, qt := range []uint16{dns.TypeAAAA, dns.TypeA} {
-		wg.Go(func() {
-			res[i].addrs, res[i].secure, res[i].nx, res[i].err = r.lookupAddr(ctx, domain, host, qt)
-		})
-	}
-	wg.Wait()
+	qtypes := [2]uint16{dns.TypeAAAA, dns.TypeA}
+	parallel(!(r.cached(dns.TypeAAAA, host) && r.cached(dns.TypeA, host)), 2, func(i int) {
+		res[i].addrs, res[i].secure, res[i].nx, res[i].err = r.lookupAddr(ctx, domain, host, qtypes[i])
+	})
 	var out hostResult
 	out.secure = true
 	for _, x := range res {
@@ -487,3 +473,26 @@ func (r *Resolver) LookupTLSA(ctx context.Context, host string, port uint16) (re
 }
 
 func hexDecode(s string) ([]byte, error) { return hex.DecodeString(s) }
+
+// parallel calls f(0) … f(n-1), each in its own goroutine (at most
+// maxParallelHosts at a time) when concurrent is set, else one after the
+// other. Lookups answered from the cache run inline: starting goroutines
+// would cost more than the work.
+func parallel(concurrent bool, n int, f func(i int)) {
+	if !concurrent || n < 2 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallelHosts)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}

@@ -563,6 +563,13 @@ func TestHostsFileOnlyTarget(t *testing.T) {
 	if err := os.Chtimes(s.HostsFile(), later, later); err != nil {
 		t.Fatal(err)
 	}
+	// The file is looked at again only after hostsRecheck (5s) of the
+	// resolver's clock: within it the old table still answers.
+	ts, err = r.LookupServer(context.Background(), "example.org")
+	if err != nil || len(ts[0].Addrs) != 2 {
+		t.Fatalf("within the recheck interval: %v %+v", err, ts)
+	}
+	dnsdisco.SetNow(r, func() time.Time { return later.Add(time.Minute) })
 	ts, err = r.LookupServer(context.Background(), "example.org")
 	if err != nil || len(ts[0].Addrs) != 1 || ts[0].Addrs[0] != netip.MustParseAddr("192.0.2.8") {
 		t.Fatalf("after rewrite: %v %+v", err, ts)

@@ -199,6 +199,24 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*respo
 	return resp, nil
 }
 
+// cached reports whether the cache holds an unexpired answer for every
+// (name, qtype) right now. It is a hint for running lookups inline; the
+// lookups themselves still go through query.
+func (r *Resolver) cached(qtype uint16, names ...string) bool {
+	now := r.clock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cache == nil {
+		return false
+	}
+	for _, n := range names {
+		if !r.cache.fresh(cacheKey{dns.Fqdn(strings.ToLower(n)), qtype}, now) {
+			return false
+		}
+	}
+	return true
+}
+
 // exchange asks each nameserver in turn, Attempts rounds, Timeout each.
 // Only NOERROR and NXDOMAIN are answers; SERVFAIL and other rcodes move on
 // to the next server and, if nobody answers better, are reported as
