@@ -147,7 +147,8 @@ type srvSet struct {
 //   - a failed SRV query (timeout, SERVFAIL) is an error: falling back to
 //     the A/AAAA records then could be a downgrade. When only one of the
 //     two queries fails and the other gives usable records, those records
-//     are the candidates.
+//     are the candidates; when the domain itself is in the hosts file, its
+//     entry there is the candidate (DNS may be unreachable altogether).
 //
 // Each target's AAAA and A records are resolved (hosts file first). A
 // target without address keeps its place with Target.Err set. When no
@@ -191,10 +192,19 @@ func (r *Resolver) LookupServer(ctx context.Context, domain string) ([]Target, e
 			// usable records: then those are tried, exactly the list an
 			// unbroken lookup would contain minus the failed service (both
 			// sets lead to TLS; the policy of the caller decides the rest).
-			if len(sets[1-i].recs) == 0 {
-				return nil, s.err
+			if len(sets[1-i].recs) > 0 {
+				r.log().Debug("dnsdisco: one SRV set failed, using the other", "domain", domain, "err", s.err)
+				continue
 			}
-			r.log().Debug("dnsdisco: one SRV set failed, using the other", "domain", domain, "err", s.err)
+			// The one exception: the operator listed the domain itself in
+			// the hosts file. That is local configuration no network
+			// attacker can forge, and it must keep working when no DNS
+			// server answers at all (an isolated network, a dead resolver).
+			if addrs := r.hostsLookup(d); len(addrs) > 0 {
+				r.log().Debug("dnsdisco: SRV lookup failed, using the hosts file entry", "domain", domain, "err", s.err)
+				return []Target{{Host: d, Port: defaultPort, Addrs: addrs}}, nil
+			}
+			return nil, s.err
 		}
 		var recs []srvRecord
 		for _, s := range sets {

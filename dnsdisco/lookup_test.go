@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -871,4 +872,47 @@ func TestLookupErrorText(t *testing.T) {
 	if got, want := e.Error(), `dnsdisco: lookup "": invalid name`; got != want {
 		t.Fatalf("Error() = %q, want %q", got, want)
 	}
+}
+
+// With Servers nil, the nameservers, timeout and attempts come from the
+// ResolvConf file. Nothing listens on 127.83.83.83:53, so each attempt is
+// refused at once and the error shows exactly what configuration was used.
+func TestServersFromResolvConf(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("# test\nnameserver 127.83.83.83\noptions timeout:1 attempts:3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &dnsdisco.Resolver{ResolvConf: conf, HostsFile: os.DevNull}
+	_, err := r.LookupServer(context.Background(), "example.org")
+	lookupErr(t, err, dnsdisco.ErrTimeout)
+	if msg := err.Error(); !strings.Contains(msg, "127.83.83.83:53 after 3 attempts of 1s") {
+		t.Fatalf("error %q does not show resolv.conf's server, attempts and timeout", msg)
+	}
+	// Explicit fields win over the file.
+	r = &dnsdisco.Resolver{ResolvConf: conf, Servers: []string{"127.83.83.84"}, Timeout: 2 * time.Second, Attempts: 1, HostsFile: os.DevNull}
+	_, err = r.LookupServer(context.Background(), "example.org")
+	if msg := err.Error(); !strings.Contains(msg, "127.83.83.84:53 after 1 attempts of 2s") {
+		t.Fatalf("error %q does not show the explicit Servers, Attempts and Timeout", msg)
+	}
+}
+
+// A domain the operator put in the hosts file stays reachable when no DNS
+// server answers at all; a domain not listed there still fails.
+func TestHostsFileDomainWithoutDNS(t *testing.T) {
+	addr, _ := blackhole(t)
+	hosts := filepath.Join(t.TempDir(), "hosts")
+	if err := os.WriteFile(hosts, []byte("127.0.0.7 partner.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &dnsdisco.Resolver{Servers: []string{addr}, HostsFile: hosts, Timeout: 50 * time.Millisecond, Attempts: 1}
+	ts, err := r.LookupServer(context.Background(), "partner.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 1 || ts[0].Host != "partner.example" || ts[0].Port != 5269 || ts[0].DirectTLS ||
+		len(ts[0].Addrs) != 1 || ts[0].Addrs[0] != netip.MustParseAddr("127.0.0.7") {
+		t.Fatalf("targets %+v", ts)
+	}
+	_, err = r.LookupServer(context.Background(), "other.example")
+	lookupErr(t, err, dnsdisco.ErrTimeout)
 }
