@@ -3,6 +3,7 @@ package certs
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -26,6 +27,10 @@ func NormalizeDomain(domain string) (string, error) {
 	d := strings.TrimSuffix(domain, ".")
 	if d == "" {
 		return "", fmt.Errorf("certs: invalid domain %q: empty", domain)
+	}
+	if !utf8.ValidString(d) {
+		// idna would silently turn the bad bytes into U+FFFD.
+		return "", fmt.Errorf("certs: invalid domain %q: not valid UTF-8", domain)
 	}
 	a, err := idna.Lookup.ToASCII(d)
 	if err != nil {

@@ -1,6 +1,7 @@
 package certs
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -21,14 +22,14 @@ func TestNormalizeDomain(t *testing.T) {
 		}
 	}
 	bad := []string{"", ".", "a..b", "exa mple.org", "_xmpp-server.example.org", "*.example.org",
-		"user@example.org", strings.Repeat("a", 64) + ".org", strings.Repeat("abcdefghi.", 26) + "org", "xn--zz.example"}
+		"user@example.org", strings.Repeat("a", 64) + ".org", strings.Repeat("abcdefghi.", 26) + "org", "xn--zz.example", "\xaa.example"}
 	for _, in := range bad {
 		got, err := NormalizeDomain(in)
 		if err == nil {
 			t.Errorf("NormalizeDomain(%q) = %q, want error", in, got)
 			continue
 		}
-		if !strings.Contains(err.Error(), "invalid domain") || !strings.Contains(err.Error(), strings.TrimSuffix(in, "")) {
+		if !strings.Contains(err.Error(), "invalid domain") || !strings.Contains(err.Error(), strconv.Quote(in)) {
 			t.Errorf("NormalizeDomain(%q) error %q does not name the domain", in, err)
 		}
 	}

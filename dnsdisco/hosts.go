@@ -18,8 +18,9 @@ type hostsTable map[string][]netip.Addr
 
 // parseHosts parses the hosts(5) format: an address, then one or more
 // names; '#' starts a comment. Lines with an unparsable address are
-// skipped, as the C library does. Names are lower-cased and a trailing
-// dot removed; IPv4-mapped IPv6 addresses are unmapped; zones are dropped
+// skipped, as the C library does. Names are converted as lookups are
+// (IDNA Lookup profile, lower case, no trailing dot) and invalid ones
+// skipped; IPv4-mapped IPv6 addresses are unmapped; zones are dropped
 // (a zoned address cannot be dialled for s2s).
 func parseHosts(data []byte) hostsTable {
 	t := hostsTable{}
@@ -40,8 +41,11 @@ func parseHosts(data []byte) hostsTable {
 		}
 		a = a.Unmap()
 		for _, n := range f[1:] {
-			n = strings.ToLower(strings.TrimSuffix(n, "."))
-			if n == "" {
+			// Names are stored the way lookups ask for them: validated
+			// A-labels without the trailing dot. A name that is not a
+			// valid host name ("a..b", "x_y") could never be looked up.
+			n, err := toASCII(n)
+			if err != nil {
 				continue
 			}
 			if !containsAddr(t[n], a) {

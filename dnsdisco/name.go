@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -34,6 +35,11 @@ func parseIPLiteral(s string) (netip.Addr, bool) {
 func toASCII(name string) (string, error) {
 	if name == "" {
 		return "", fmt.Errorf("%w: empty name", ErrInvalidName)
+	}
+	if !utf8.ValidString(name) {
+		// idna would map the bad bytes to U+FFFD and encode that: a name
+		// nobody wrote, and one ToASCII itself rejects on the way back.
+		return "", fmt.Errorf("%w: %q is not valid UTF-8", ErrInvalidName, name)
 	}
 	n := strings.TrimSuffix(name, ".")
 	if n == "" {
