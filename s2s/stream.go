@@ -1,0 +1,131 @@
+package s2s
+
+import (
+	"crypto/tls"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/internal/wire"
+)
+
+// Direction says which side opened a stream's TCP connection.
+type Direction uint8
+
+// Directions.
+const (
+	// Inbound: the remote server connected to us.
+	Inbound Direction = iota + 1
+	// Outbound: we connected to the remote server.
+	Outbound
+)
+
+// String returns "inbound" or "outbound".
+func (d Direction) String() string {
+	switch d {
+	case Inbound:
+		return "inbound"
+	case Outbound:
+		return "outbound"
+	}
+	return "Direction(" + strconv.Itoa(int(d)) + ")"
+}
+
+// AuthMethod says how a domain pair was authenticated on a stream.
+type AuthMethod uint8
+
+// Authentication methods.
+const (
+	// AuthNone: not authenticated.
+	AuthNone AuthMethod = iota
+	// AuthSASLExternal: SASL EXTERNAL with the peer's certificate (XEP-0178).
+	AuthSASLExternal
+	// AuthDialback: Server Dialback (XEP-0220), including the XEP-0344
+	// shortcut taken when the peer's certificate already verifies.
+	AuthDialback
+)
+
+// String returns "none", "sasl-external" or "dialback".
+func (m AuthMethod) String() string {
+	switch m {
+	case AuthNone:
+		return "none"
+	case AuthSASLExternal:
+		return "sasl-external"
+	case AuthDialback:
+		return "dialback"
+	}
+	return "AuthMethod(" + strconv.Itoa(int(m)) + ")"
+}
+
+// pair is an authenticated (local domain, remote domain) pair; both are
+// A-labels without a trailing dot.
+type pair struct{ local, remote string }
+
+// stream is one server-to-server stream over one connection, from
+// negotiation to close. Fields above mu are set during negotiation, by one
+// goroutine, before the stream is shared; the rest is guarded by mu.
+type stream struct {
+	srv     *Server
+	dir     Direction
+	conn    net.Conn             // the current transport: TLS after STARTTLS or direct TLS
+	tls     *tls.ConnectionState // nil without TLS
+	r       *wire.Reader
+	w       *wire.Writer
+	id      string // the stream id: ours when inbound, the peer's when outbound
+	local   string // our domain in the (last) stream header
+	remote  string // the peer's domain in the (last) stream header
+	peer    *certs.Result
+	peerErr error    // why the peer's certificate did not verify for remote (nil if it did or none was checked)
+	set     Settings // effective settings for remote
+	bidi    bool     // XEP-0288 negotiated: the connection carries both directions
+	created time.Time
+
+	// neg and rt hold negotiation and runtime state; their types live
+	// with the code that uses them (negotiate*.go, dialback.go; run*.go).
+	neg *negState
+	rt  *runState
+
+	mu sync.Mutex
+	// send holds the pairs we may send stanzas for on this stream (from
+	// local to remote); recv the pairs the peer may send for (from remote
+	// to local). An outbound stream fills send, an inbound one recv; bidi
+	// fills both.
+	send, recv map[pair]AuthMethod
+	closed     bool
+}
+
+// authorize records that stanzas from remote to local (recv) or from local
+// to remote (send) are authenticated on st with method m.
+func (st *stream) authorize(p pair, m AuthMethod, send bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	set := &st.recv
+	if send {
+		set = &st.send
+	}
+	if *set == nil {
+		*set = make(map[pair]AuthMethod)
+	}
+	if _, ok := (*set)[p]; !ok {
+		(*set)[p] = m
+	}
+}
+
+// canSend reports whether we may send stanzas for p on st.
+func (st *stream) canSend(p pair) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, ok := st.send[p]
+	return ok && !st.closed
+}
+
+// canRecv reports whether the peer may send stanzas for p on st.
+func (st *stream) canRecv(p pair) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, ok := st.recv[p]
+	return ok
+}
