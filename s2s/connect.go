@@ -1,0 +1,101 @@
+package s2s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/xmppfed/xmppfed/certs"
+)
+
+// dialStream opens an authenticated outbound stream for (local, remote):
+// settings via s.settingsFor, candidates via s.resolver.LookupServer, each
+// tried in order (RFC 6120 §3.2.1; XEP-0368 §3 for direct-TLS
+// candidates, skipped when TLS is not-supported), then negotiateOut. It
+// returns a *NegotiationError on failure: the most informative error
+// across candidates.
+func (s *Server) dialStream(ctx context.Context, local, remote string) (*stream, error) {
+	return s.connect(ctx, local, remote, nil)
+}
+
+// connect is dialStream; with v != nil it opens a verification-only
+// connection that sends v's db:verify and records the answer.
+func (s *Server) connect(ctx context.Context, local, remote string, v *verifyReq) (*stream, error) {
+	s.init()
+	l, err := certs.NormalizeDomain(local)
+	if err != nil {
+		return nil, negErr(local, remote, "stream", fmt.Errorf("local domain: %w", err))
+	}
+	r, err := certs.NormalizeDomain(remote)
+	if err != nil {
+		return nil, negErr(local, remote, "dns", fmt.Errorf("remote domain: %w", err))
+	}
+	local, remote = l, r
+	if !s.isLocal(local) {
+		return nil, negErrf(local, remote, "stream", "%q is not one of our domains", local)
+	}
+	if s.isLocal(remote) {
+		return nil, negErrf(local, remote, "stream", "%q is one of our own domains", remote)
+	}
+	set, err := s.settingsFor(ctx, remote)
+	if err != nil {
+		return nil, negErr(local, remote, "policy", fmt.Errorf("%w: %w", ErrRefused, err))
+	}
+	targets, err := s.resolver.LookupServer(ctx, remote)
+	if err != nil {
+		return nil, negErr(local, remote, "dns", err)
+	}
+	var best *NegotiationError
+	keep := func(e error) {
+		var ne *NegotiationError
+		if !errors.As(e, &ne) {
+			ne = negErr(local, remote, "connect", e)
+		}
+		if best == nil || stepRank(ne.Step) > stepRank(best.Step) {
+			best = ne
+		}
+	}
+	dialer := net.Dialer{Timeout: s.limits.DialTimeout}
+	if s.limits.DialTimeout < 0 {
+		dialer.Timeout = 0
+	}
+	for _, t := range targets {
+		if t.DirectTLS && set.TLS == NotSupported {
+			continue
+		}
+		if t.Err != nil {
+			keep(negErr(local, remote, "dns", t.Err))
+			continue
+		}
+		for _, a := range t.Addrs {
+			if ctx.Err() != nil {
+				keep(negErr(local, remote, "connect", context.Cause(ctx)))
+				return nil, best
+			}
+			addr := netip.AddrPortFrom(a, t.Port).String()
+			conn, err := dialer.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				keep(negErr(local, remote, "connect", err))
+				continue
+			}
+			st, err := s.negotiateOut(ctx, conn, local, remote, set, t.DirectTLS, v)
+			if err == nil {
+				return st, nil
+			}
+			s.log.Info("s2s: outbound negotiation failed", "local", local, "remote", remote, "addr", addr, "directTLS", t.DirectTLS, "err", err)
+			keep(err)
+			var ne *NegotiationError
+			if errors.As(err, &ne) && (ne.Step == "policy") {
+				return nil, best
+			}
+		}
+	}
+	if best == nil {
+		best = negErrf(local, remote, "dns", "no usable candidate among %s targets", strconv.Itoa(len(targets)))
+	}
+	return nil, best
+}
+

@@ -1,0 +1,404 @@
+package s2s
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+
+	"mellium.im/xmpp/stanza"
+	streamerr "mellium.im/xmpp/stream"
+
+	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/internal/wire"
+)
+
+// dialbackKey computes the XEP-0185 §2 key: HMAC-SHA256 keyed with the
+// lower-case hex SHA-256 of the secret, over "Receiving Server",
+// "Originating Server" and "Stream ID" joined by single spaces, in
+// lower-case hex.
+func dialbackKey(secret []byte, receiving, originating, streamID string) string {
+	h := sha256.Sum256(secret)
+	var hk [64]byte
+	hex.Encode(hk[:], h[:])
+	m := hmac.New(sha256.New, hk[:])
+	m.Write([]byte(receiving))
+	m.Write([]byte{' '})
+	m.Write([]byte(originating))
+	m.Write([]byte{' '})
+	m.Write([]byte(streamID))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// keyEqual compares keys in constant time (XEP-0220 §4.1; XEP-0185 §3).
+func keyEqual(a, b string) bool {
+	return len(a) > 0 && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// dbElement renders a db:result or db:verify element. typ "" is a request
+// carrying key as text; cond, if set, makes it a type='error' answer with
+// that stanza error condition (XEP-0220 §2.4).
+func dbElement(name, from, to, id, typ, key string, cond stanza.Condition) []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, "<db:"+name+" from='"...)
+	b = wire.AppendEscaped(b, from)
+	b = append(b, "' to='"...)
+	b = wire.AppendEscaped(b, to)
+	b = append(b, '\'')
+	if id != "" {
+		b = append(b, " id='"...)
+		b = wire.AppendEscaped(b, id)
+		b = append(b, '\'')
+	}
+	if typ != "" {
+		b = append(b, " type='"+typ+"'"...)
+	}
+	switch {
+	case cond != "":
+		b = append(b, "><error type='cancel'><"...)
+		b = append(b, string(cond)...)
+		b = append(b, " xmlns='"+nsStanzas+"'/></error></db:"+name+">"...)
+	case key != "":
+		b = append(b, '>')
+		b = wire.AppendEscaped(b, key)
+		b = append(b, "</db:"+name+">"...)
+	default:
+		b = append(b, "/>"...)
+	}
+	return b
+}
+
+// dbFields reads a db:result / db:verify element's attributes and key.
+type dbFields struct {
+	from, to, id, typ, key string
+	cond                   stanza.Condition // of a type='error' answer
+}
+
+func readDB(el *wire.Element) (dbFields, error) {
+	f := dbFields{
+		from: el.AttrValue("from"),
+		to:   el.AttrValue("to"),
+		id:   el.AttrValue("id"),
+		typ:  el.AttrValue("type"),
+	}
+	if f.typ == "error" {
+		f.cond = stanza.UndefinedCondition
+		if kids, err := el.Children(); err == nil {
+			for _, k := range kids {
+				if k.Name.Local != "error" {
+					continue
+				}
+				for _, c := range k.Children {
+					if c.Name.Space == nsStanzas && c.Name.Local != "text" {
+						f.cond = stanza.Condition(c.Name.Local)
+					}
+				}
+			}
+		}
+		return f, nil
+	}
+	if f.typ == "" {
+		t, err := el.Text()
+		if err != nil {
+			return f, err
+		}
+		f.key = t
+	}
+	return f, nil
+}
+
+// domainAttr normalizes a from/to attribute of a dialback element.
+func domainAttr(name, v string) (string, error) {
+	if v == "" {
+		return "", fmt.Errorf("missing '%s'", name)
+	}
+	d, err := certs.NormalizeDomain(v)
+	if err != nil {
+		return "", fmt.Errorf("bad '%s' %q: %w", name, v, err)
+	}
+	return d, nil
+}
+
+// handleElement processes a non-stanza top-level element after
+// negotiation: dialback requests and answers for piggybacked pairs
+// (XEP-0220 §2.4 / §3 multiplexing), in both directions. It reports
+// handled=false for anything else; the runtime answers that with
+// unsupported-stanza-type. A non-nil error ends the stream (a stream error
+// was already written).
+func (st *stream) handleElement(ctx context.Context, el *wire.Element) (bool, error) {
+	if el.Name.Space != wire.NSDialback {
+		return false, nil
+	}
+	switch el.Name.Local {
+	case "result":
+		f, err := readDB(el)
+		if err != nil {
+			return true, st.fail("dialback", streamerr.BadFormat, "malformed db:result")
+		}
+		if f.typ == "" {
+			return true, st.dialbackRequest(ctx, f)
+		}
+		st.dialbackAnswer(f)
+		return true, nil
+	case "verify":
+		f, err := readDB(el)
+		if err != nil {
+			return true, st.fail("dialback", streamerr.BadFormat, "malformed db:verify")
+		}
+		if f.typ == "" {
+			return true, st.answerVerify(f)
+		}
+		// We never send db:verify on a routing stream (verification uses a
+		// dedicated connection), so this answers nothing we asked: ignore
+		// it (XEP-0220 §4.1: verify only what we asked for).
+		st.srv.log.Warn("s2s: ignoring unsolicited db:verify answer", "remote", st.remote, "from", f.from, "id", f.id)
+		return true, nil
+	}
+	return false, nil
+}
+
+// dialbackAnswer delivers the peer's answer to one of our db:result
+// requests. Answers for pairs we did not ask about are ignored.
+func (st *stream) dialbackAnswer(f dbFields) {
+	local, err1 := domainAttr("to", f.to)
+	remote, err2 := domainAttr("from", f.from)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	n := st.neg
+	p := pair{local: local, remote: remote}
+	n.mu.Lock()
+	ch, ok := n.pending[p]
+	if ok {
+		delete(n.pending, p)
+	}
+	n.mu.Unlock()
+	if !ok {
+		st.srv.log.Warn("s2s: ignoring unsolicited db:result answer", "local", local, "remote", remote, "type", f.typ)
+		return
+	}
+	switch f.typ {
+	case "valid":
+		st.authorize(p, AuthDialback, true)
+		ch <- nil
+	case "invalid":
+		ch <- ErrDialbackInvalid
+	case "error":
+		ch <- &DialbackError{Condition: f.cond}
+	default:
+		ch <- fmt.Errorf("%w: unknown db:result type %q", ErrDialbackInvalid, f.typ)
+	}
+}
+
+// answerVerify answers a db:verify request as the Authoritative Server
+// (XEP-0220 §2.1.3): valid when the key is the one we would have generated
+// for (receiving=from, originating=to, id).
+func (st *stream) answerVerify(f dbFields) error {
+	from, err := domainAttr("from", f.from)
+	if err != nil {
+		return st.fail("dialback", streamerr.ImproperAddressing, "db:verify: "+err.Error())
+	}
+	to, err := domainAttr("to", f.to)
+	if err != nil {
+		return st.fail("dialback", streamerr.ImproperAddressing, "db:verify: "+err.Error())
+	}
+	if !st.srv.isLocal(to) {
+		// XEP-0220 §2.4: the 'to' is not a domain we serve.
+		return st.write(dbElement("verify", f.to, f.from, f.id, "error", "", stanza.ItemNotFound))
+	}
+	typ := "invalid"
+	if f.id != "" && keyEqual(f.key, dialbackKey(st.srv.secret, from, to, f.id)) {
+		typ = "valid"
+	}
+	return st.write(dbElement("verify", to, from, f.id, typ, "", ""))
+}
+
+// write sends raw XML and flushes.
+func (st *stream) write(b []byte) error { return st.w.WriteRaw(b) }
+
+// dialbackRequest handles the peer's db:result request to authenticate
+// (from -> to) on this stream, as the Receiving Server (XEP-0220 §2.1.2):
+// typed errors for what we refuse (they do not end the stream, §2.4), the
+// XEP-0344 shortcut when the peer's certificate verifies for from, else a
+// db:verify round trip to the Authoritative Server on its own connection,
+// in its own goroutine.
+func (st *stream) dialbackRequest(ctx context.Context, f dbFields) error {
+	s := st.srv
+	errAnswer := func(cond stanza.Condition) error {
+		return st.write(dbElement("result", f.to, f.from, "", "error", "", cond))
+	}
+	remote, err := domainAttr("from", f.from)
+	if err != nil {
+		return errAnswer(stanza.BadRequest)
+	}
+	local, err := domainAttr("to", f.to)
+	if err != nil {
+		return errAnswer(stanza.BadRequest)
+	}
+	if !s.isLocal(local) {
+		return errAnswer(stanza.ItemNotFound) // XEP-0220 §2.4
+	}
+	if s.isLocal(remote) {
+		return errAnswer(stanza.NotAuthorized)
+	}
+	if st.dir == Outbound && !st.bidi {
+		return errAnswer(stanza.NotAllowed) // requests go on streams the peer opened
+	}
+	set, err := s.settingsFor(ctx, remote)
+	if err != nil {
+		return errAnswer(stanza.PolicyViolation)
+	}
+	if !set.Dialback() || set.SASL == Required {
+		return errAnswer(stanza.NotAuthorized)
+	}
+	if st.tls == nil && set.TLS == Required {
+		return errAnswer(stanza.PolicyViolation)
+	}
+	p := pair{local: local, remote: remote}
+	if st.canRecv(p) {
+		return st.write(dbElement("result", local, remote, "", "valid", "", ""))
+	}
+	// XEP-0344 §2.3: the certificate already proves the peer is remote.
+	if st.tls != nil {
+		if _, err := certs.Verify(remote, peerChain(st.tls), s.Verify); err == nil {
+			return st.dialbackResult(p, true, nil)
+		}
+	}
+	n := st.neg
+	n.mu.Lock()
+	if n.closed || n.verifying[p] {
+		n.mu.Unlock()
+		return nil // one verification per pair at a time
+	}
+	if n.verifying == nil {
+		n.verifying = make(map[pair]bool)
+	}
+	n.verifying[p] = true
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		vctx, cancel := context.WithTimeout(n.ctx, s.limits.NegotiationTimeout)
+		defer cancel()
+		ok, err := s.verifyKey(vctx, local, remote, st.id, f.key)
+		n.mu.Lock()
+		delete(n.verifying, p)
+		n.mu.Unlock()
+		if e := st.dialbackResult(p, ok, err); e != nil {
+			s.log.Debug("s2s: writing dialback result failed", "err", e)
+		}
+	}()
+	return nil
+}
+
+// dialbackResult writes the outcome of a verification and authorizes the
+// pair when valid; a verification that could not complete is answered
+// with remote-server-timeout or remote-server-not-found (XEP-0220 §2.4).
+func (st *stream) dialbackResult(p pair, valid bool, err error) error {
+	if err != nil {
+		st.srv.log.Info("s2s: dialback verification failed", "local", p.local, "remote", p.remote, "err", err)
+		return st.write(dbElement("result", p.local, p.remote, "", "error", "", bounceCondition(err)))
+	}
+	if !valid {
+		st.srv.log.Warn("s2s: dialback key invalid", "local", p.local, "remote", p.remote)
+		return st.write(dbElement("result", p.local, p.remote, "", "invalid", "", ""))
+	}
+	st.authorize(p, AuthDialback, false)
+	if st.bidi {
+		// XEP-0288 §3: with bidi, the pair authenticated for the peer is
+		// usable in reverse on the same connection.
+		st.authorize(pair{local: p.local, remote: p.remote}, AuthDialback, true)
+	}
+	return st.write(dbElement("result", p.local, p.remote, "", "valid", "", ""))
+}
+
+// verifyKey asks remote's Authoritative Server whether key is valid for
+// (receiving=local, originating=remote, id) over a dedicated verification
+// connection (XEP-0220 §2.1.3).
+func (s *Server) verifyKey(ctx context.Context, local, remote, id, key string) (bool, error) {
+	if id == "" || key == "" {
+		return false, nil
+	}
+	v := &verifyReq{id: id, key: key}
+	if _, err := s.connect(ctx, local, remote, v); err != nil {
+		return false, err
+	}
+	return v.valid, nil
+}
+
+// verifyReq is a db:verify to send on a verification-only connection and
+// its answer.
+type verifyReq struct {
+	id, key string
+	valid   bool
+}
+
+// authorizeSend authenticates (local, remote) for sending on st, an
+// outbound (or bidi) stream to the same remote server, by piggybacking a
+// db:result (XEP-0220 §2.4, multiplexing); the peer may take the XEP-0344
+// shortcut. It blocks until the answer arrives through handleElement, ctx
+// ends, or the stream closes.
+func (st *stream) authorizeSend(ctx context.Context, local, remote string) error {
+	if st.canSend(pair{local: local, remote: remote}) {
+		return nil
+	}
+	s := st.srv
+	if !s.isLocal(local) {
+		return negErrf(local, remote, "dialback", "%q is not one of our domains", local)
+	}
+	if st.dir == Inbound && !st.bidi {
+		return negErrf(local, remote, "dialback", "inbound stream without bidi cannot send")
+	}
+	set, err := s.settingsFor(ctx, remote)
+	if err != nil {
+		return negErr(local, remote, "policy", fmt.Errorf("%w: %w", ErrRefused, err))
+	}
+	if !set.Dialback() {
+		return negErrf(local, remote, "dialback", "dialback is disabled for %s: cannot add a pair to a stream", remote)
+	}
+	if st.tls == nil && set.TLS == Required {
+		return negErrf(local, remote, "tls", "stream has no TLS and TLS is required")
+	}
+	p := pair{local: local, remote: remote}
+	n := st.neg
+	ch := make(chan error, 1)
+	n.mu.Lock()
+	if n.closed {
+		err := n.closeErr
+		n.mu.Unlock()
+		return negErr(local, remote, "dialback", fmt.Errorf("%w: %w", ErrStreamClosed, err))
+	}
+	if n.pending == nil {
+		n.pending = make(map[pair]chan error)
+	}
+	if _, dup := n.pending[p]; dup {
+		n.mu.Unlock()
+		return negErrf(local, remote, "dialback", "a dialback request for this pair is already pending")
+	}
+	n.pending[p] = ch
+	n.mu.Unlock()
+	// Keys per XEP-0185: receiving = remote, originating = local, and the
+	// stream id the receiving side (the peer) chose.
+	if err := st.write(dbElement("result", local, remote, "", "", dialbackKey(s.secret, remote, local, st.id), "")); err != nil {
+		n.mu.Lock()
+		delete(n.pending, p)
+		n.mu.Unlock()
+		return negErr(local, remote, "dialback", err)
+	}
+	select {
+	case err := <-ch:
+		if err != nil {
+			return negErr(local, remote, "dialback", err)
+		}
+		return nil
+	case <-ctx.Done():
+		n.mu.Lock()
+		if n.pending[p] == ch {
+			delete(n.pending, p)
+		}
+		n.mu.Unlock()
+		return negErr(local, remote, "dialback", context.Cause(ctx))
+	}
+}

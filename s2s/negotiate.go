@@ -1,0 +1,384 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	streamerr "mellium.im/xmpp/stream"
+
+	"github.com/xmppfed/xmppfed/internal/wire"
+)
+
+// Namespaces of the stream features and negotiation elements.
+const (
+	nsTLS             = "urn:ietf:params:xml:ns:xmpp-tls"  // RFC 6120 §5
+	nsSASL            = "urn:ietf:params:xml:ns:xmpp-sasl" // RFC 6120 §6
+	nsDialbackFeature = "urn:xmpp:features:dialback" // XEP-0220 §2.5
+	nsBidiFeature     = "urn:xmpp:features:bidi"     // XEP-0288 §2
+	nsBidi            = "urn:xmpp:bidi"              // XEP-0288 §2
+	nsLimits          = "urn:xmpp:stream-limits:0"   // XEP-0478
+	alpnXMPPServer    = "xmpp-server"                // XEP-0368 §3
+	maxRestarts       = 5                            // stream restarts one negotiation may do (TLS, SASL, ...)
+)
+
+// negState is the negotiation state of one stream: the features the peer
+// offered, our pending dialback requests, and the peer's dialback requests
+// being verified.
+type negState struct {
+	// features is the last <stream:features> received on an outbound
+	// stream (nil on inbound streams); the runtime reads it for XEP-0198.
+	features *wire.Element
+	// offered is features, parsed.
+	offered featureSet
+	// auth is how the first pair was authenticated.
+	auth AuthMethod
+
+	ctx    context.Context // ended by closeNeg; bounds verification goroutines
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu sync.Mutex
+	// pending are our db:result requests on this stream awaiting the
+	// peer's answer, keyed by (our domain, their domain).
+	pending map[pair]chan error
+	// verifying are the peer's db:result requests being verified.
+	verifying map[pair]bool
+	closed    bool
+	closeErr  error
+}
+
+func newNegState() *negState {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &negState{ctx: ctx, cancel: cancel}
+}
+
+// closeNeg releases negotiation state: pending dialback waits get err (or
+// ErrStreamClosed), verification goroutines are cancelled and waited for.
+// The runtime calls it once when the stream ends.
+func (st *stream) closeNeg(err error) {
+	n := st.neg
+	if n == nil {
+		return
+	}
+	if err == nil {
+		err = ErrStreamClosed
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.closed = true
+	n.closeErr = err
+	for p, ch := range n.pending {
+		ch <- fmt.Errorf("%w: %w", ErrStreamClosed, err)
+		delete(n.pending, p)
+	}
+	n.mu.Unlock()
+	n.cancel()
+	n.wg.Wait()
+}
+
+// featureSet is what a <stream:features> element offers, as far as
+// negotiation cares.
+type featureSet struct {
+	startTLS, startTLSRequired bool
+	external                   bool // SASL EXTERNAL is among the mechanisms
+	dialback, dialbackErrors   bool // XEP-0220 §2.5 feature and its <errors/>
+	bidi                       bool // XEP-0288
+	maxBytes                   int  // XEP-0478 max-bytes, 0 if absent
+}
+
+// parseFeatures reads a <stream:features> element. Unknown features are
+// ignored (RFC 6120 §4.3.2).
+func parseFeatures(el *wire.Element) (featureSet, error) {
+	var f featureSet
+	if el.Name.Space != wire.NSStreams || el.Name.Local != "features" {
+		return f, fmt.Errorf("expected <stream:features>, got <%s xmlns='%s'>", el.Name.Local, el.Name.Space)
+	}
+	kids, err := el.Children()
+	if err != nil {
+		return f, fmt.Errorf("stream features: %w", err)
+	}
+	for _, k := range kids {
+		switch {
+		case k.Name.Space == nsTLS && k.Name.Local == "starttls":
+			f.startTLS = true
+			f.startTLSRequired = k.Child(nsTLS, "required") != nil
+		case k.Name.Space == nsSASL && k.Name.Local == "mechanisms":
+			for _, m := range k.Children {
+				if m.Name.Space == nsSASL && m.Name.Local == "mechanism" && strings.TrimSpace(m.Text) == "EXTERNAL" {
+					f.external = true
+				}
+			}
+		case k.Name.Space == nsDialbackFeature && k.Name.Local == "dialback":
+			f.dialback = true
+			f.dialbackErrors = k.Child(nsDialbackFeature, "errors") != nil
+		case k.Name.Space == nsBidiFeature && k.Name.Local == "bidi":
+			f.bidi = true
+		case k.Name.Space == nsLimits && k.Name.Local == "limits":
+			if mb := k.Child(nsLimits, "max-bytes"); mb != nil {
+				if v, err := strconv.Atoi(strings.TrimSpace(mb.Text)); err == nil && v > 0 {
+					f.maxBytes = v
+				}
+			}
+		}
+	}
+	return f, nil
+}
+
+// outAction is the next step the initiating side takes after features.
+type outAction uint8
+
+const (
+	actStartTLS outAction = iota + 1
+	actExternal
+	actDialback
+)
+
+// chooseOut decides the initiating side's next step from the peer's
+// features and our settings, preferring SASL EXTERNAL over TLS, then
+// dialback over TLS, then dialback over plain TCP. peerDialback reports
+// that the peer supports dialback (feature or xmlns:db on its header);
+// externalFailed that EXTERNAL was tried and refused. On error, step
+// names the failing step.
+func chooseOut(f featureSet, set Settings, tlsDone, peerDialback, externalFailed bool) (outAction, string, error) {
+	if !tlsDone {
+		if set.TLS != NotSupported && f.startTLS {
+			return actStartTLS, "", nil
+		}
+		if set.TLS == Required {
+			// RFC 6120 §5.3.1 / RFC 7590: never send anything in the clear
+			// when TLS is required.
+			return 0, "tls", errors.New("peer does not offer STARTTLS and TLS is required")
+		}
+		if f.startTLSRequired {
+			return 0, "tls", errors.New("peer requires STARTTLS and TLS is not-supported by our settings")
+		}
+		if set.SASL == Required {
+			return 0, "sasl", errors.New("SASL is required but needs TLS, which is not negotiated")
+		}
+		if set.Dialback() && peerDialback {
+			return actDialback, "", nil
+		}
+		return 0, "dialback", fmt.Errorf("%w: dialback over TCP unavailable (ours: %v, peer offers: %v)", ErrNoMethod, set.Dialback(), peerDialback)
+	}
+	if set.SASL != NotSupported && f.external && !externalFailed {
+		return actExternal, "", nil
+	}
+	if set.SASL == Required {
+		if externalFailed {
+			return 0, "sasl", errors.New("SASL EXTERNAL is required and the peer refused it")
+		}
+		return 0, "sasl", errors.New("SASL EXTERNAL is required and the peer does not offer it")
+	}
+	if set.Dialback() && peerDialback {
+		return actDialback, "", nil
+	}
+	return 0, "dialback", fmt.Errorf("%w: SASL EXTERNAL not available and dialback unavailable (ours: %v, peer offers: %v)", ErrNoMethod, set.Dialback(), peerDialback)
+}
+
+// inFeatures builds the receiving side's <stream:features> for the
+// current stage. tlsDone: TLS is up; authDone: SASL succeeded (the stream
+// was restarted); extOK: the peer's certificate verified for its from
+// domain (so EXTERNAL may be offered, XEP-0178 §3); canTLS: we have a
+// certificate.
+func (s *Server) inFeatures(set Settings, tlsDone, authDone, extOK, canTLS, bidiDone bool) []byte {
+	b := make([]byte, 0, 512)
+	b = append(b, "<stream:features>"...)
+	if !tlsDone && canTLS && set.TLS != NotSupported {
+		b = append(b, "<starttls xmlns='"+nsTLS+"'>"...)
+		if set.TLS == Required {
+			b = append(b, "<required/>"...)
+		}
+		b = append(b, "</starttls>"...)
+	}
+	// With TLS required and not yet negotiated, STARTTLS is the only
+	// feature (RFC 6120 §5.3.1: mandatory-to-negotiate).
+	if tlsDone || set.TLS != Required {
+		if !authDone {
+			if tlsDone && extOK && set.SASL != NotSupported {
+				b = append(b, "<mechanisms xmlns='"+nsSASL+"'><mechanism>EXTERNAL</mechanism></mechanisms>"...)
+			}
+			if set.Dialback() && set.SASL != Required {
+				b = append(b, "<dialback xmlns='"+nsDialbackFeature+"'><errors/></dialback>"...)
+			}
+			if !bidiDone {
+				b = append(b, "<bidi xmlns='"+nsBidiFeature+"'/>"...)
+			}
+		}
+		b = append(b, "<limits xmlns='"+nsLimits+"'><max-bytes>"...)
+		b = strconv.AppendInt(b, int64(s.limits.MaxStanzaBytes), 10)
+		b = append(b, "</max-bytes></limits>"...)
+	}
+	b = append(b, "</stream:features>"...)
+	return b
+}
+
+// tlsVersions and suites: TLS 1.2 minimum with forward-secret suites only
+// (RFC 7590 §3.2, RFC 7525).
+func fsSuites() []uint16 {
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
+}
+
+// clientTLS is the TLS configuration for an outbound stream from local to
+// remote. Verification is ours (certs.Verify after the handshake), so
+// InsecureSkipVerify is set; SNI is the remote domain (XEP-0368 §3).
+func (s *Server) clientTLS(local, remote string, directTLS bool) *tls.Config {
+	cfg := &tls.Config{}
+	if s.TLSConfig != nil {
+		cfg = s.TLSConfig.Clone()
+	}
+	base := s.TLSConfig
+	cfg.ServerName = remote
+	cfg.InsecureSkipVerify = true // #nosec: verified with certs.Verify below
+	cfg.VerifyConnection = nil
+	cfg.VerifyPeerCertificate = nil
+	cfg.GetConfigForClient = nil
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+	cfg.CipherSuites = fsSuites()
+	cfg.NextProtos = nil
+	if directTLS {
+		cfg.NextProtos = []string{alpnXMPPServer}
+	}
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if c := certFor(base, local); c != nil {
+			return c, nil
+		}
+		return &tls.Certificate{}, nil // no certificate: dialback only
+	}
+	return cfg
+}
+
+// certFor returns our certificate for domain from base, or nil.
+func certFor(base *tls.Config, domain string) *tls.Certificate {
+	if base == nil {
+		return nil
+	}
+	if base.GetCertificate != nil {
+		c, err := base.GetCertificate(&tls.ClientHelloInfo{ServerName: domain})
+		if err == nil && c != nil {
+			return c
+		}
+	}
+	if len(base.Certificates) > 0 {
+		return &base.Certificates[0]
+	}
+	return nil
+}
+
+// canTLS reports whether we have a certificate to offer TLS with.
+func (s *Server) canTLS() bool {
+	return s.TLSConfig != nil && (s.TLSConfig.GetCertificate != nil || len(s.TLSConfig.Certificates) > 0 || s.TLSConfig.GetConfigForClient != nil)
+}
+
+// serverTLS is the TLS configuration for inbound streams. Client
+// certificates are requested, not verified by crypto/tls: the peer's
+// serverAuth-only certificate would fail its clientAuth check; we verify
+// with certs.Verify once the stream header names the peer.
+func (s *Server) serverTLS() *tls.Config {
+	cfg := s.TLSConfig.Clone()
+	cfg.ClientAuth = tls.RequestClientCert
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
+	cfg.CipherSuites = fsSuites()
+	cfg.VerifyConnection = nil
+	cfg.VerifyPeerCertificate = nil
+	if len(cfg.NextProtos) == 0 {
+		cfg.NextProtos = []string{alpnXMPPServer}
+	}
+	return cfg
+}
+
+// watch makes the end of ctx unblock every read and write on conn by
+// setting a deadline in the past; the returned stop undoes the watch.
+func watch(ctx context.Context, conn net.Conn) (stop func()) {
+	s := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	return func() { s() }
+}
+
+// ctxErr prefers the context's error over a deadline error it caused.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return fmt.Errorf("%w (%v)", context.Cause(ctx), err)
+		}
+	}
+	return err
+}
+
+// peerChain returns the peer's certificates on a TLS stream.
+func peerChain(cs *tls.ConnectionState) []*x509.Certificate {
+	if cs == nil {
+		return nil
+	}
+	return cs.PeerCertificates
+}
+
+// streamErrorOf turns a received <stream:error> element into a
+// *PeerStreamError (RFC 6120 §4.9.2).
+func streamErrorOf(el *wire.Element) error {
+	pe := &PeerStreamError{Cond: streamerr.UndefinedCondition}
+	kids, err := el.Children()
+	if err != nil {
+		return pe
+	}
+	for _, k := range kids {
+		if k.Name.Space != wire.NSStreamErrors {
+			continue
+		}
+		if k.Name.Local == "text" {
+			pe.Text = k.Text
+			continue
+		}
+		pe.Cond = streamerr.Error{Err: k.Name.Local}
+	}
+	return pe
+}
+
+// isStreamError reports whether el is <stream:error>.
+func isStreamError(el *wire.Element) bool {
+	return el.Name.Space == wire.NSStreams && el.Name.Local == "error"
+}
+
+// is reports whether el is {space}local.
+func is(el *wire.Element, space, local string) bool {
+	return el.Name.Space == space && el.Name.Local == local
+}
+
+// elemString names el for error messages.
+func elemString(n xml.Name) string {
+	return "<" + n.Local + " xmlns='" + n.Space + "'>"
+}
+
+// fail writes a stream error with cond and text to the peer (RFC 6120
+// §4.9.1.1: then </stream:stream>), closes the connection and returns a
+// *NegotiationError wrapping the condition.
+func (st *stream) fail(step string, cond streamerr.Error, text string) error {
+	if st.w != nil {
+		_ = st.w.WriteStreamError(cond, text)
+	}
+	if st.conn != nil {
+		_ = st.conn.Close()
+	}
+	return negErr(st.local, st.remote, step, &sentError{cond: cond, text: text})
+}
+
+// tlsVersionName returns "TLS 1.3" etc.
+func tlsVersionName(v uint16) string { return tls.VersionName(v) }
