@@ -1,0 +1,467 @@
+package s2s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+	streamerr "mellium.im/xmpp/stream"
+
+	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/internal/clock"
+)
+
+// Pool timing. A failed attempt bounces the stanzas queued for the pair at
+// once, so their senders learn of the failure without waiting. After f
+// consecutive failures the pool retries the pair by itself after
+// backoff(f) = minRetry·2^(f-1), ±20% jitter, capped at maxRetry, for as
+// long as the pair was used within the last maxRetry. A stanza sent during
+// that window does not wait for the window to end and is never bounced
+// without an attempt of its own: it starts an attempt at once when the last
+// one began at least minRetry ago, else minRetry after the last one (so a
+// stanza flood dials a dead domain at most once a second).
+const (
+	minRetry = time.Second
+	maxRetry = 5 * time.Minute
+)
+
+// outPair is the outbound pool entry for one (local, remote) pair.
+type outPair struct {
+	p pair
+	// all guarded by mu
+	queue    []*Stanza   // stanzas waiting for a stream, in order
+	st       *stream     // the stream stanzas go to once ready
+	dialing  bool        // an attempt is running
+	failures int         // consecutive failed attempts
+	last     time.Time   // when the last attempt began
+	used     time.Time   // last Send for this pair
+	timer    clock.Timer // pending attempt (minRetry wait or background retry)
+	mu       sync.Mutex
+}
+
+// randInt63n is the default jitter source.
+func randInt63n(n int64) int64 { return rand.Int64N(n) }
+
+// backoff returns the delay before the background retry after f
+// consecutive failures.
+func (s *Server) backoff(f int) time.Duration {
+	d := maxRetry
+	if f < 20 {
+		d = min(minRetry<<(f-1), maxRetry)
+	}
+	// ±20% jitter so that many pairs failing together do not retry in step.
+	j := int64(d) / 5
+	return d - time.Duration(j) + time.Duration(s.run.rand(2*j+1))
+}
+
+// Send queues st for delivery to its remote domain and returns once it is
+// queued: written to an established stream, or waiting for one being
+// opened. Its from must be an address of one of our domains and its to
+// an address of a remote one. Errors: bad addressing (a plain error),
+// ErrServerClosed, the Settings refusing the remote domain (stanza.Error
+// service-unavailable), and the pair's queue full (stanza.Error
+// resource-constraint, Limits.QueueSize). A failure after Send returned
+// goes to Server.Bounce. ctx bounds only the Settings call; it does not
+// bound delivery.
+func (s *Server) Send(ctx context.Context, st *Stanza) error {
+	if st == nil || len(st.raw) == 0 {
+		return errors.New("s2s: Send: the stanza is nil or empty (build it with ParseStanza)")
+	}
+	s.start()
+	if !s.isLocal(st.fromDomain) {
+		return fmt.Errorf("s2s: Send: from %q is not one of our domains", st.From.String())
+	}
+	if s.isLocal(st.toDomain) {
+		return fmt.Errorf("s2s: Send: to %q is a local domain; deliver it locally", st.To.String())
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &s.run
+	p := pair{local: st.fromDomain, remote: st.toDomain}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrServerClosed
+	}
+	op := r.pairs[p]
+	if op == nil {
+		op = &outPair{p: p}
+		r.pairs[p] = op
+	}
+	r.mu.Unlock()
+
+	op.mu.Lock()
+	op.used = s.clock.Now()
+	if op.st != nil && len(op.queue) == 0 {
+		if op.st.enqueue(outItem{raw: st.raw, stz: st}) {
+			op.mu.Unlock()
+			return nil
+		}
+		op.st = nil // it ended; queue and reconnect
+	}
+	hasStream := op.dialing || len(op.queue) > 0
+	op.mu.Unlock()
+	if !hasStream {
+		// A new stream will be needed: ask the Settings first, so a
+		// refused domain is an error now rather than a bounce later.
+		if _, err := s.settingsFor(ctx, p.remote); err != nil {
+			return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable,
+				Text: map[string]string{"": "federation with " + p.remote + " is not allowed: " + err.Error()}}
+		}
+	}
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.st != nil && len(op.queue) == 0 && op.st.enqueue(outItem{raw: st.raw, stz: st}) {
+		return nil
+	}
+	if len(op.queue) >= s.limits.QueueSize {
+		return stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
+			Text: map[string]string{"": fmt.Sprintf("%d stanzas already queued for %s (Limits.QueueSize)", len(op.queue), p.remote)}}
+	}
+	op.queue = append(op.queue, st)
+	s.kick(op)
+	return nil
+}
+
+// kick starts or schedules an attempt for op's queue; op.mu is held.
+func (s *Server) kick(op *outPair) {
+	if op.dialing || len(op.queue) == 0 {
+		return
+	}
+	if op.st != nil {
+		// A stream is ready (the queue was refilled by a lost stream or a
+		// failed enqueue): move the queue to it.
+		if s.flush(op, op.st) {
+			return
+		}
+		op.st = nil
+	}
+	if s.run.ctx.Err() != nil {
+		return // Close bounces what is left
+	}
+	now := s.clock.Now()
+	if wait := op.last.Add(minRetry).Sub(now); op.failures > 0 && wait > 0 {
+		if op.timer != nil {
+			op.timer.Stop()
+		}
+		op.timer = s.clock.AfterFunc(wait, func() { s.retry(op, false) })
+		return
+	}
+	if op.timer != nil {
+		op.timer.Stop()
+	}
+	op.dialing = true
+	op.last = now
+	s.run.wg.Go(func() { s.attempt(op) })
+}
+
+// flush moves op's queue to st in order; op.mu is held. It reports false
+// (keeping the queue) when st no longer takes stanzas.
+func (s *Server) flush(op *outPair, st *stream) bool {
+	if len(op.queue) == 0 {
+		return true
+	}
+	items := make([]outItem, len(op.queue))
+	for i, q := range op.queue {
+		items[i] = outItem{raw: q.raw, stz: q}
+	}
+	if !st.enqueue(items...) {
+		return false
+	}
+	clear(op.queue)
+	op.queue = op.queue[:0]
+	return true
+}
+
+// retry runs a scheduled attempt: the minRetry wait after a stanza, or a
+// background retry (background true) that stops once the pair is unused.
+func (s *Server) retry(op *outPair, background bool) {
+	if s.run.ctx.Err() != nil || (background && s.isClosed()) {
+		s.notifyPool()
+		return
+	}
+	op.mu.Lock()
+	defer op.mu.Unlock()
+	if op.dialing || op.st != nil {
+		return
+	}
+	if background && len(op.queue) == 0 {
+		if s.clock.Now().Sub(op.used) > maxRetry {
+			return // nobody sends there any more
+		}
+		op.dialing = true
+		op.last = s.clock.Now()
+		s.run.wg.Go(func() { s.attempt(op) })
+		return
+	}
+	op.failures = max(op.failures, 1)
+	op.last = time.Time{} // the wait is over
+	s.kick(op)
+}
+
+// attempt obtains a stream for op.p (reuse, piggyback or a new one) and
+// delivers op's queue to it, or bounces the queue.
+func (s *Server) attempt(op *outPair) {
+	ctx, cancel := context.WithCancelCause(s.run.ctx)
+	t := s.negotiationTimer(cancel)
+	st, err := s.obtain(ctx, op.p)
+	if t != nil {
+		t.Stop()
+	}
+	cancel(nil)
+	op.mu.Lock()
+	op.dialing = false
+	var bounced []*Stanza
+	if err == nil {
+		op.failures = 0
+		if op.timer != nil {
+			op.timer.Stop()
+		}
+		op.st = st
+		if !s.flush(op, st) {
+			op.st = nil
+			err = fmt.Errorf("%w: the stream to %s ended at once", ErrStreamClosed, op.p.remote)
+		}
+	}
+	if err != nil {
+		op.failures++
+		bounced = op.queue
+		op.queue = nil
+		if s.run.ctx.Err() == nil && !s.isClosed() {
+			op.timer = s.clock.AfterFunc(s.backoff(op.failures), func() { s.retry(op, true) })
+		}
+	}
+	op.mu.Unlock()
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "s2s outbound stream failed",
+			slog.String("local", op.p.local), slog.String("remote", op.p.remote),
+			slog.Int("bounced", len(bounced)), slog.Any("err", err))
+		s.bounce(bounced, bounceError(op.p.remote, err))
+	}
+	s.notifyPool()
+}
+
+// obtain returns a stream we may send on for p: an established one, one
+// to the same remote server authorised for p by piggybacking (XEP-0220
+// §2.4, XEP-0344 when the certificate covers both), or a new one.
+func (s *Server) obtain(ctx context.Context, p pair) (*stream, error) {
+	if st := s.outboundFor(p.local, p.remote); st != nil {
+		return st, nil
+	}
+	for _, st := range s.piggybackCandidates(p) {
+		if err := st.authorizeSend(ctx, p.local, p.remote); err == nil {
+			return st, nil
+		} else {
+			s.log.LogAttrs(ctx, slog.LevelDebug, "s2s piggyback refused",
+				slog.String("local", p.local), slog.String("remote", p.remote), slog.Any("err", err))
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+	}
+	r := &s.run
+	if err := s.room(p.remote); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.dials[p.remote]++
+	r.mu.Unlock()
+	st, err := s.dialStream(ctx, p.local, p.remote)
+	r.mu.Lock()
+	if r.dials[p.remote]--; r.dials[p.remote] <= 0 {
+		delete(r.dials, p.remote)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		if c := context.Cause(ctx); c != nil && errors.Is(c, errNegotiationTimeout) {
+			err = fmt.Errorf("%w (%w)", err, c)
+		}
+		return nil, err
+	}
+	if err := s.register(st); err != nil {
+		if st.w != nil {
+			_ = st.w.Close()
+		}
+		_ = st.conn.Close()
+		st.closeNeg(err)
+		return nil, err
+	}
+	r.wg.Go(func() { _ = s.runStream(st) })
+	return st, nil
+}
+
+// piggybackCandidates lists established streams we send on that may carry
+// p too: those to p.remote (another of our domains), then those whose
+// peer certificate also verifies for p.remote (the same server).
+func (s *Server) piggybackCandidates(p pair) []*stream {
+	r := &s.run
+	r.mu.Lock()
+	var same, other []*stream
+	for st := range r.streams {
+		if !st.rt.accepting() || !st.canPing() {
+			continue
+		}
+		if st.remote == p.remote {
+			same = append(same, st)
+		} else if st.tls != nil && len(st.tls.PeerCertificates) > 0 {
+			other = append(other, st)
+		}
+	}
+	r.mu.Unlock()
+	for _, st := range other {
+		if _, err := certs.Verify(p.remote, st.tls.PeerCertificates, s.Verify); err == nil {
+			same = append(same, st)
+		}
+	}
+	return same
+}
+
+// bounceError is the stanza error for stanzas that could not be sent to
+// remote because of err, with a text that says why.
+func bounceError(remote string, err error) stanza.Error {
+	if errors.Is(err, streamerr.ResourceConstraint) {
+		return stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
+			Text: map[string]string{"": "too many streams: " + err.Error()}}
+	}
+	cond := bounceCondition(err)
+	typ := stanza.Wait
+	why := "the server of " + remote + " did not answer or could not be authenticated: " + err.Error()
+	if cond == stanza.RemoteServerNotFound {
+		typ = stanza.Cancel
+		why = "no server found for " + remote + ": " + err.Error()
+	}
+	return stanza.Error{Type: typ, Condition: cond, Text: map[string]string{"": why}}
+}
+
+// bounce hands each stanza to Server.Bounce with e, except error stanzas,
+// which are dropped (RFC 6120 §8.3.1: never answer an error with an error).
+func (s *Server) bounce(sts []*Stanza, e stanza.Error) {
+	for _, st := range sts {
+		if st.isError() {
+			s.log.LogAttrs(context.Background(), slog.LevelDebug, "s2s undeliverable error stanza dropped",
+				slog.String("to", st.To.String()), slog.String("why", e.Error()))
+			continue
+		}
+		if s.Bounce == nil {
+			s.log.LogAttrs(context.Background(), slog.LevelWarn, "s2s stanza not delivered",
+				slog.String("from", st.From.String()), slog.String("to", st.To.String()),
+				slog.String("condition", string(e.Condition)), slog.String("why", e.Text[""]))
+			continue
+		}
+		s.Bounce(s.run.ctx, st, e)
+	}
+}
+
+// bounceAll bounces every queued stanza (Close).
+func (s *Server) bounceAll(why error) {
+	r := &s.run
+	r.mu.Lock()
+	ops := make([]*outPair, 0, len(r.pairs))
+	for _, op := range r.pairs {
+		ops = append(ops, op)
+	}
+	r.mu.Unlock()
+	for _, op := range ops {
+		op.mu.Lock()
+		q := op.queue
+		op.queue = nil
+		if op.timer != nil {
+			op.timer.Stop()
+		}
+		op.mu.Unlock()
+		s.bounce(q, stanza.Error{Type: stanza.Wait, Condition: stanza.RemoteServerTimeout,
+			Text: map[string]string{"": why.Error()}})
+	}
+}
+
+// streamLost gives back the stanzas a stream did not deliver (unsent, or
+// unacknowledged with XEP-0198) to their pairs, ahead of newer ones, and
+// reconnects the pairs that have stanzas waiting.
+func (s *Server) streamLost(st *stream, back []*Stanza, err error) {
+	r := &s.run
+	byPair := make(map[pair][]*Stanza)
+	for _, b := range back {
+		p := pair{local: b.fromDomain, remote: b.toDomain}
+		byPair[p] = append(byPair[p], b)
+	}
+	r.mu.Lock()
+	var ops []*outPair
+	for _, op := range r.pairs {
+		ops = append(ops, op)
+	}
+	closed := r.closed && r.ctx.Err() != nil
+	r.mu.Unlock()
+	for _, op := range ops {
+		op.mu.Lock()
+		if op.st == st {
+			op.st = nil
+		}
+		if b := byPair[op.p]; len(b) > 0 {
+			delete(byPair, op.p)
+			op.queue = append(b, op.queue...)
+			if !closed {
+				s.kick(op)
+			}
+		}
+		op.mu.Unlock()
+	}
+	why := errors.New("the stream ended before delivery")
+	if err != nil {
+		why = fmt.Errorf("the stream ended before delivery: %w", err)
+	}
+	for _, b := range byPair {
+		// No pool entry (bidi replies and pings): nobody will retry them.
+		s.bounce(b, stanza.Error{Type: stanza.Wait, Condition: stanza.RemoteServerTimeout,
+			Text: map[string]string{"": why.Error()}})
+	}
+	if closed {
+		s.bounceAll(why)
+	}
+	s.notifyPool()
+}
+
+// poolIdle reports whether no pair has stanzas queued or an attempt
+// running.
+func (s *Server) poolIdle() bool {
+	r := &s.run
+	r.mu.Lock()
+	ops := make([]*outPair, 0, len(r.pairs))
+	for _, op := range r.pairs {
+		ops = append(ops, op)
+	}
+	r.mu.Unlock()
+	for _, op := range ops {
+		op.mu.Lock()
+		busy := op.dialing || (len(op.queue) > 0 && op.timer != nil)
+		if len(op.queue) > 0 && !op.dialing {
+			// Shutdown delivers or bounces: do not wait for a timer.
+			if op.timer != nil {
+				op.timer.Stop()
+			}
+			s.kick(op)
+			busy = op.dialing || len(op.queue) > 0
+		}
+		op.mu.Unlock()
+		if busy {
+			return false
+		}
+	}
+	return true
+}
+
+// notifyPool wakes Shutdown's wait for the pool.
+func (s *Server) notifyPool() {
+	select {
+	case s.run.poolc <- struct{}{}:
+	default:
+	}
+}
+
+// poolChanged returns the channel notifyPool signals.
+func (s *Server) poolChanged() <-chan struct{} { return s.run.poolc }

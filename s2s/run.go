@@ -1,0 +1,749 @@
+package s2s
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+	streamerr "mellium.im/xmpp/stream"
+
+	"github.com/xmppfed/xmppfed/internal/clock"
+	"github.com/xmppfed/xmppfed/internal/wire"
+)
+
+// Namespaces the runtime handles itself.
+const (
+	nsPing = "urn:xmpp:ping" // XEP-0199
+	nsSM   = "urn:xmpp:sm:3" // XEP-0198
+)
+
+// smAckEvery is how many unacknowledged stanzas make the writer request an
+// ack (XEP-0198 §4) even while more are queued.
+const smAckEvery = 32
+
+// outItem is one piece of XML queued for a stream's writer: a stanza
+// (tracked for XEP-0198 and requeued when the stream dies unsent) or
+// control XML (ping, acks).
+type outItem struct {
+	raw []byte
+	stz *Stanza // nil for control XML
+}
+
+// runState is the runtime state of one established stream: the write
+// queue and its writer goroutine, timers, counters and XEP-0198 state.
+type runState struct {
+	ctx    context.Context // ends when the stream ends
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	q       []outItem // waiting for the writer, in order
+	spare   []outItem // the writer's previous batch, reused
+	closing bool      // no more enqueues; the writer ends the stream once q is empty
+	failed  bool      // a stream error was sent: drop q
+	// XEP-0198 (outbound streams whose peer offered it).
+	smOn      bool      // <enabled/> received
+	unacked   []*Stanza // written, not yet acknowledged, oldest first
+	outH      uint32    // stanzas written since <enable/>
+	ackedH    uint32    // last h the peer acknowledged
+	askedAck  bool      // an <r/> is outstanding
+	inH       uint32    // stanzas received (answered in <a h=/>)
+	pingID    string    // outstanding XEP-0199 ping, "" if none
+	pingSent  time.Time // when pingID was sent
+	bytesIn   int64     // reader byte count at the last timer check
+	lastSend  time.Time // last write (stanza, control XML or whitespace)
+	lastRecv  time.Time // last element or bytes received
+	timer     clock.Timer
+	auth      AuthMethod // how the first pair was authenticated
+	sigc      chan struct{}
+	writerEnd chan struct{}
+
+	registered bool
+	in, out    atomic.Uint64 // stanzas received, sent
+	endErr     error         // why the stream ended
+	done       chan struct{} // closed when the stream is fully torn down
+}
+
+// newRunState prepares st for the runtime; it is called once, before the
+// stream is shared.
+func (s *Server) newRunState(st *stream) *runState {
+	if st.rt != nil {
+		return st.rt
+	}
+	ctx, cancel := context.WithCancel(s.run.ctx)
+	now := s.clock.Now()
+	st.rt = &runState{
+		ctx: ctx, cancel: cancel,
+		lastSend: now, lastRecv: now,
+		sigc:      make(chan struct{}, 1),
+		writerEnd: make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	return st.rt
+}
+
+// enqueue queues items for the writer; it returns false when the stream
+// no longer takes stanzas (closing or failed).
+func (st *stream) enqueue(items ...outItem) bool {
+	rt := st.rt
+	rt.mu.Lock()
+	if rt.closing || rt.failed {
+		rt.mu.Unlock()
+		return false
+	}
+	rt.q = append(rt.q, items...)
+	rt.mu.Unlock()
+	rt.signal()
+	return true
+}
+
+func (rt *runState) signal() {
+	select {
+	case rt.sigc <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop is the stream's only writer of queued XML: it takes the whole
+// queue at once and writes it with one flush (batching), in order. It ends
+// the stream with </stream:stream> when closing and drained.
+func (s *Server) writeLoop(st *stream) {
+	rt := st.rt
+	defer close(rt.writerEnd)
+	for {
+		select {
+		case <-rt.sigc:
+		case <-rt.ctx.Done():
+			return
+		}
+		for {
+			rt.mu.Lock()
+			batch := rt.q
+			rt.q = rt.spare[:0]
+			closing, failed := rt.closing, rt.failed
+			smOn := rt.smOn
+			rt.mu.Unlock()
+			if failed {
+				return
+			}
+			if len(batch) == 0 {
+				if closing {
+					// Graceful end (RFC 6120 §4.4): everything queued is
+					// written; close our half and let the reader wait for
+					// the peer's </stream:stream>.
+					_ = st.w.Close()
+					return
+				}
+				break
+			}
+			var err error
+			sent := 0
+			for i := range batch {
+				if err = st.w.WriteRawNoFlush(batch[i].raw); err != nil {
+					break
+				}
+				if batch[i].stz != nil {
+					sent++
+				}
+			}
+			if err == nil && smOn && sent > 0 {
+				err = s.smTrack(st, batch)
+			}
+			if err == nil {
+				err = st.w.Flush()
+			}
+			if err != nil {
+				// The reader sees the broken connection too; give back
+				// what was not written so the pool can requeue it.
+				rt.mu.Lock()
+				rt.q = append(batch, rt.q...)
+				rt.mu.Unlock()
+				_ = st.conn.Close()
+				return
+			}
+			st.rt.out.Add(uint64(sent))
+			now := s.clock.Now()
+			rt.mu.Lock()
+			rt.lastSend = now
+			clear(batch)
+			rt.spare = batch[:0]
+			rt.mu.Unlock()
+		}
+	}
+}
+
+// smTrack records written stanzas as unacknowledged and asks for an ack
+// when enough are outstanding (XEP-0198 §4); the caller flushes.
+func (s *Server) smTrack(st *stream, batch []outItem) error {
+	rt := st.rt
+	rt.mu.Lock()
+	for i := range batch {
+		if batch[i].stz != nil {
+			rt.unacked = append(rt.unacked, batch[i].stz)
+			rt.outH++
+		}
+	}
+	ask := !rt.askedAck && (len(rt.unacked) >= smAckEvery || len(rt.q) == 0)
+	if ask {
+		rt.askedAck = true
+	}
+	rt.mu.Unlock()
+	if ask {
+		return st.w.WriteRawNoFlush([]byte("<r xmlns='" + nsSM + "'/>"))
+	}
+	return nil
+}
+
+// smOffered reports whether the peer's stream features (outbound streams)
+// offer XEP-0198 stream management.
+func smOffered(st *stream) bool {
+	if st.dir != Outbound || st.neg == nil || st.neg.features == nil {
+		return false
+	}
+	if !bytes.Contains(st.neg.features.Raw, []byte(nsSM)) {
+		return false
+	}
+	kids, err := st.neg.features.Children()
+	if err != nil {
+		return false
+	}
+	for _, k := range kids {
+		if k.Name.Space == nsSM && k.Name.Local == "sm" {
+			return true
+		}
+	}
+	return false
+}
+
+// runStream runs an authenticated stream until it ends: the writer
+// goroutine, the timers, and (in the calling goroutine) the read loop.
+// It returns why the stream ended.
+func (s *Server) runStream(st *stream) error {
+	rt := s.newRunState(st)
+	st.mu.Lock()
+	for _, m := range st.recv {
+		rt.auth = max(rt.auth, m)
+	}
+	for _, m := range st.send {
+		rt.auth = max(rt.auth, m)
+	}
+	st.mu.Unlock()
+	if st.neg != nil && st.neg.auth != AuthNone {
+		rt.auth = st.neg.auth
+	}
+	s.logNegotiated(st)
+	s.run.wg.Go(func() { s.writeLoop(st) })
+	if smOffered(st) {
+		// XEP-0198 §3: enable on the outbound stream; the peer answers
+		// <enabled/> or <failed/>, handled by the read loop.
+		st.enqueue(outItem{raw: []byte("<enable xmlns='" + nsSM + "'/>")})
+	}
+	rt.mu.Lock()
+	rt.timer = s.clock.AfterFunc(s.nextTick(st), func() { s.tick(st) })
+	rt.mu.Unlock()
+	stop := context.AfterFunc(rt.ctx, func() { _ = st.conn.Close() })
+	err := s.readLoop(st)
+	stop()
+	s.endStream(st, err)
+	return err
+}
+
+// readLoop reads top-level elements until the stream ends.
+func (s *Server) readLoop(st *stream) error {
+	rt := st.rt
+	for {
+		el, err := st.r.Next()
+		if err != nil {
+			if errors.Is(err, wire.ErrStreamEnd) {
+				// RFC 6120 §4.4: the peer closed; finish writing and close
+				// our side too.
+				st.closeGracefully()
+				s.waitWriter(st)
+				return nil
+			}
+			var se *wire.StreamError
+			if errors.As(err, &se) {
+				return st.streamFail(se.Cond, se.Error())
+			}
+			return err
+		}
+		now := s.clock.Now()
+		rt.mu.Lock()
+		rt.lastRecv = now
+		rt.mu.Unlock()
+		if el.Name.Space == nsServer {
+			switch el.Name.Local {
+			case "message", "presence", "iq":
+				if err := s.handleStanza(st, el); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		switch {
+		case el.Name.Space == nsSM:
+			if err := s.handleSM(st, el); err != nil {
+				return err
+			}
+			continue
+		case isStreamError(el):
+			perr := streamErrorOf(el)
+			s.log.LogAttrs(rt.ctx, slog.LevelWarn, "s2s peer sent stream error",
+				slog.String("local", st.local), slog.String("remote", st.remote), slog.Any("err", perr))
+			return perr
+		}
+		handled, err := st.handleElement(rt.ctx, el)
+		if err != nil {
+			return err
+		}
+		if !handled {
+			// RFC 6120 §4.9.3.24.
+			return st.streamFail(streamerr.UnsupportedStanzaType, fmt.Sprintf("unexpected element {%s}%s", el.Name.Space, el.Name.Local))
+		}
+	}
+}
+
+// handleStanza checks one received stanza's addressing against the
+// authenticated pairs (RFC 6120 §4.9.3, §8.1.1.1) and hands it to the
+// Handler. It returns a non-nil error only when the stream must end.
+func (s *Server) handleStanza(st *stream, el *wire.Element) error {
+	rt := st.rt
+	stz, err := newStanza(el.Name.Local, el.Attr, el.Raw)
+	if err != nil {
+		// RFC 6120 §4.9.3.8: missing or invalid from/to between servers.
+		return st.streamFail(streamerr.ImproperAddressing, err.Error())
+	}
+	if !s.isLocal(stz.toDomain) {
+		// RFC 6120 §4.9.3.6.
+		return st.streamFail(streamerr.HostUnknown, "the to domain "+stz.toDomain+" is not served here")
+	}
+	if !st.canRecv(pair{local: stz.toDomain, remote: stz.fromDomain}) {
+		st.mu.Lock()
+		none := len(st.recv) == 0
+		st.mu.Unlock()
+		if none {
+			// RFC 6120 §4.9.3.12: nothing is authenticated in this direction.
+			return st.streamFail(streamerr.NotAuthorized, "no domain is authenticated to send on this stream")
+		}
+		// RFC 6120 §4.9.3.9.
+		return st.streamFail(streamerr.InvalidFrom, "the from domain "+stz.fromDomain+" is not authenticated for "+stz.toDomain+" on this stream")
+	}
+	rt.in.Add(1)
+	rt.mu.Lock()
+	if rt.smOn {
+		rt.inH++
+	}
+	rt.mu.Unlock()
+	if stz.Kind == "iq" {
+		if stz.isError() || stz.Type == "result" {
+			if s.pongFor(stz) {
+				return nil
+			}
+		}
+		if stz.Type != "get" && stz.Type != "set" && stz.Type != "result" && stz.Type != "error" || stz.ID == "" {
+			// RFC 6120 §8.2.3: answer a malformed iq with bad-request.
+			s.reply(rt.ctx, stz, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: map[string]string{"": "iq needs an id and a type of get, set, result or error"}})
+			return nil
+		}
+		if stz.Type == "get" && stz.To.Localpart() == "" && stz.To.Resourcepart() == "" && isPing(el) {
+			// XEP-0199 §4.2: a server answers pings to its domain itself.
+			s.sendRaw(rt.ctx, stz, pongXML(stz))
+			return nil
+		}
+	}
+	s.dispatch(rt.ctx, stz)
+	return nil
+}
+
+// dispatch hands stz to the Handler and answers its error, recovering a
+// panic (logged with the stack, answered internal-server-error).
+func (s *Server) dispatch(ctx context.Context, stz *Stanza) {
+	h := s.Handler
+	if h == nil {
+		s.reply(ctx, stz, stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+		return
+	}
+	err := func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				s.log.LogAttrs(ctx, slog.LevelError, "s2s handler panic",
+					slog.String("from", stz.From.String()), slog.String("to", stz.To.String()),
+					slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
+				err = errHandlerPanic
+			}
+		}()
+		return h.HandleStanza(ctx, stz)
+	}()
+	if err == nil {
+		return
+	}
+	var se stanza.Error
+	if !errors.As(err, &se) {
+		if !errors.Is(err, errHandlerPanic) {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "s2s handler error",
+				slog.String("from", stz.From.String()), slog.String("to", stz.To.String()), slog.Any("err", err))
+		}
+		// STYLE §10: the text of a host error never leaves this server.
+		se = stanza.Error{Type: stanza.Cancel, Condition: stanza.InternalServerError}
+	}
+	s.reply(ctx, stz, se)
+}
+
+var errHandlerPanic = errors.New("s2s: handler panicked")
+
+// reply sends the error reply to stz through Send (the pool, or a bidi
+// stream), unless stz is itself an error (RFC 6120 §8.3.1).
+func (s *Server) reply(ctx context.Context, stz *Stanza, e stanza.Error) {
+	if stz.isError() {
+		return
+	}
+	r, err := stz.ErrorReply(e)
+	if err != nil {
+		return
+	}
+	if err := s.Send(ctx, r); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "s2s error reply not sent", slog.String("to", r.To.String()), slog.Any("err", err))
+	}
+}
+
+// sendRaw sends raw as a reply to stz (from stz.To to stz.From).
+func (s *Server) sendRaw(ctx context.Context, stz *Stanza, raw []byte) {
+	r := &Stanza{Kind: stz.Kind, From: stz.To, To: stz.From, ID: stz.ID, Type: "result",
+		raw: raw, fromDomain: stz.toDomain, toDomain: stz.fromDomain}
+	if err := s.Send(ctx, r); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelDebug, "s2s reply not sent", slog.String("to", r.To.String()), slog.Any("err", err))
+	}
+}
+
+// isPing reports whether el is an iq carrying <ping xmlns='urn:xmpp:ping'/>.
+func isPing(el *wire.Element) bool {
+	if !bytes.Contains(el.Raw, []byte(nsPing)) {
+		return false
+	}
+	kids, err := el.Children()
+	if err != nil {
+		return false
+	}
+	for _, k := range kids {
+		if k.Name.Space == nsPing && k.Name.Local == "ping" {
+			return true
+		}
+	}
+	return false
+}
+
+// pongXML is the XEP-0199 §4.2 result to a ping.
+func pongXML(ping *Stanza) []byte {
+	b := []byte("<iq xmlns='jabber:server'")
+	b = appendAttr(b, "from", ping.To.String())
+	b = appendAttr(b, "to", ping.From.String())
+	b = appendAttr(b, "id", ping.ID)
+	return append(b, " type='result'/>"...)
+}
+
+// pongFor reports whether stz answers one of our pings (a result, or an
+// error: both prove the peer alive, XEP-0199 §4.2), and clears it. The
+// answer may arrive on another stream than the ping (without bidi it comes
+// on the peer's own outbound stream).
+func (s *Server) pongFor(stz *Stanza) bool {
+	if len(stz.ID) < 5 || stz.ID[:5] != "ping-" {
+		return false
+	}
+	s.run.mu.Lock()
+	st := s.run.pings[stz.ID]
+	delete(s.run.pings, stz.ID)
+	s.run.mu.Unlock()
+	if st == nil {
+		return false
+	}
+	st.rt.mu.Lock()
+	if st.rt.pingID == stz.ID {
+		st.rt.pingID = ""
+	}
+	st.rt.mu.Unlock()
+	return true
+}
+
+// handleSM handles XEP-0198 elements on a stream.
+func (s *Server) handleSM(st *stream, el *wire.Element) error {
+	rt := st.rt
+	switch el.Name.Local {
+	case "enabled":
+		rt.mu.Lock()
+		rt.smOn = true
+		rt.mu.Unlock()
+	case "failed":
+		s.log.LogAttrs(rt.ctx, slog.LevelDebug, "s2s stream management refused", slog.String("remote", st.remote))
+	case "r":
+		// XEP-0198 §4: answer with the count of stanzas handled.
+		rt.mu.Lock()
+		h := rt.inH
+		rt.mu.Unlock()
+		st.enqueue(outItem{raw: []byte("<a xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(h), 10) + "'/>")})
+	case "a":
+		h, err := strconv.ParseUint(el.AttrValue("h"), 10, 32)
+		if err != nil {
+			return st.streamFail(streamerr.InvalidXML, "XEP-0198 <a/> with a bad h: "+strconv.Quote(el.AttrValue("h")))
+		}
+		rt.mu.Lock()
+		// h counts modulo 2^32 (XEP-0198 §4).
+		n := uint32(h) - rt.ackedH
+		if int(n) > len(rt.unacked) {
+			rt.mu.Unlock()
+			// XEP-0198 §4: acknowledging more than was sent.
+			return st.streamFail(streamerr.UndefinedCondition, "XEP-0198 h acknowledges stanzas never sent")
+		}
+		clear(rt.unacked[:n])
+		rt.unacked = rt.unacked[n:]
+		rt.ackedH = uint32(h)
+		rt.askedAck = false
+		more := len(rt.unacked) > 0
+		if more {
+			rt.askedAck = true
+		}
+		rt.mu.Unlock()
+		if more {
+			st.enqueue(outItem{raw: []byte("<r xmlns='" + nsSM + "'/>")})
+		}
+	default:
+		return st.streamFail(streamerr.UnsupportedStanzaType, "unexpected XEP-0198 element <"+el.Name.Local+"/>")
+	}
+	return nil
+}
+
+// streamFail sends a stream error with cond (RFC 6120 §4.9: then
+// </stream:stream>), closes the connection and returns an error wrapping
+// cond. Queued stanzas stay queued for the pool to requeue.
+func (st *stream) streamFail(cond streamerr.Error, text string) error {
+	rt := st.rt
+	rt.mu.Lock()
+	already := rt.failed
+	rt.failed = true
+	rt.mu.Unlock()
+	rt.signal()
+	if !already {
+		_ = st.w.WriteStreamError(cond, text)
+	}
+	_ = st.conn.Close()
+	return &sentError{cond: cond, text: text}
+}
+
+// closeGracefully stops new stanzas and lets the writer finish the queue
+// and send </stream:stream>.
+func (st *stream) closeGracefully() {
+	rt := st.rt
+	rt.mu.Lock()
+	rt.closing = true
+	rt.mu.Unlock()
+	rt.signal()
+}
+
+// waitWriter waits for the writer to end (it ends once the queue is
+// drained after closeGracefully, or when the stream's context ends).
+func (s *Server) waitWriter(st *stream) {
+	select {
+	case <-st.rt.writerEnd:
+	case <-st.rt.ctx.Done():
+	}
+}
+
+// nextTick is the delay to the stream's next timer check: the earliest of
+// the keepalive, ping and idle deadlines.
+func (s *Server) nextTick(st *stream) time.Duration {
+	rt := st.rt
+	lim := s.limits
+	now := s.clock.Now()
+	next := time.Duration(1<<63 - 1)
+	at := func(base time.Time, d time.Duration) {
+		if d > 0 {
+			next = min(next, base.Add(d).Sub(now))
+		}
+	}
+	rt.mu.Lock()
+	at(maxTime(rt.lastRecv, rt.lastSend), lim.IdleTimeout)
+	at(rt.lastSend, lim.KeepAlive)
+	if rt.pingID != "" {
+		at(rt.pingSent, lim.PingInterval)
+	} else if st.canPing() {
+		at(rt.lastRecv, lim.PingInterval)
+	}
+	rt.mu.Unlock()
+	return max(next, time.Millisecond)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// canPing reports whether we may send stanzas on st (outbound or bidi).
+func (st *stream) canPing() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.send) > 0
+}
+
+// tick runs the stream's timers: idle timeout (connection-timeout),
+// unanswered ping (connection-timeout), XEP-0199 ping after receive
+// silence and whitespace keepalive after send silence (RFC 6120 §4.6.1).
+func (s *Server) tick(st *stream) {
+	rt := st.rt
+	if rt.ctx.Err() != nil {
+		return
+	}
+	lim := s.limits
+	now := s.clock.Now()
+	rt.mu.Lock()
+	if n := st.r.LastActivity(); n != rt.bytesIn {
+		// Bytes arrived (whitespace keepalives included) since the last
+		// check: the peer is alive.
+		rt.bytesIn = n
+		rt.lastRecv = maxTime(rt.lastRecv, now)
+		if rt.pingID != "" {
+			rt.pingID = ""
+		}
+	}
+	idle := lim.IdleTimeout > 0 && now.Sub(maxTime(rt.lastRecv, rt.lastSend)) >= lim.IdleTimeout
+	pingLost := rt.pingID != "" && lim.PingInterval > 0 && now.Sub(rt.pingSent) >= lim.PingInterval
+	var ping, ka bool
+	if !idle && !pingLost {
+		ping = rt.pingID == "" && lim.PingInterval > 0 && now.Sub(rt.lastRecv) >= lim.PingInterval
+		ka = lim.KeepAlive > 0 && now.Sub(rt.lastSend) >= lim.KeepAlive
+	}
+	rt.mu.Unlock()
+	switch {
+	case idle:
+		// RFC 6120 §4.9.3.4.
+		_ = st.streamFail(streamerr.ConnectionTimeout, "idle for "+lim.IdleTimeout.String())
+		return
+	case pingLost:
+		_ = st.streamFail(streamerr.ConnectionTimeout, "no answer to a ping in "+lim.PingInterval.String())
+		return
+	}
+	if ping && st.canPing() {
+		s.sendPing(st, now)
+	}
+	if ka {
+		// Whitespace keepalive (RFC 6120 §4.6.1); counted as a send.
+		if err := st.w.WriteWhitespace(); err == nil {
+			rt.mu.Lock()
+			rt.lastSend = now
+			rt.mu.Unlock()
+		}
+	}
+	rt.mu.Lock()
+	if rt.ctx.Err() == nil && rt.timer != nil {
+		rt.mu.Unlock()
+		rt.timer.Reset(s.nextTick(st))
+		return
+	}
+	rt.mu.Unlock()
+}
+
+// sendPing sends an XEP-0199 ping from one of the stream's send pairs.
+func (s *Server) sendPing(st *stream, now time.Time) {
+	st.mu.Lock()
+	var p pair
+	for q := range st.send {
+		p = q
+		break
+	}
+	st.mu.Unlock()
+	if p.local == "" {
+		return
+	}
+	id := "ping-" + wire.NewID()
+	raw := []byte("<iq xmlns='jabber:server' type='get'")
+	raw = appendAttr(raw, "id", id)
+	raw = appendAttr(raw, "from", p.local)
+	raw = appendAttr(raw, "to", p.remote)
+	raw = append(raw, "><ping xmlns='"+nsPing+"'/></iq>"...)
+	st.rt.mu.Lock()
+	st.rt.pingID, st.rt.pingSent = id, now
+	st.rt.mu.Unlock()
+	s.run.mu.Lock()
+	s.run.pings[id] = st
+	s.run.mu.Unlock()
+	st.enqueue(outItem{raw: raw})
+}
+
+// endStream tears st down after its read loop ended: closes the
+// connection, stops the writer and timers, releases negotiation state,
+// unregisters it and gives unsent (and, with XEP-0198, unacknowledged)
+// stanzas back to the pool.
+func (s *Server) endStream(st *stream, err error) {
+	rt := st.rt
+	rt.mu.Lock()
+	rt.closing = true
+	if rt.timer != nil {
+		rt.timer.Stop()
+	}
+	rt.mu.Unlock()
+	_ = st.conn.Close()
+	rt.cancel()
+	<-rt.writerEnd
+	st.mu.Lock()
+	st.closed = true
+	st.mu.Unlock()
+	st.closeNeg(err)
+	rt.mu.Lock()
+	var back []*Stanza
+	if rt.smOn {
+		back = append(back, rt.unacked...)
+	}
+	for _, it := range rt.q {
+		if it.stz != nil {
+			back = append(back, it.stz)
+		}
+	}
+	rt.q, rt.unacked, rt.endErr = nil, nil, err
+	pingID := rt.pingID
+	rt.mu.Unlock()
+	if pingID != "" {
+		s.run.mu.Lock()
+		delete(s.run.pings, pingID)
+		s.run.mu.Unlock()
+	}
+	s.unregister(st)
+	s.logClosed(st, err)
+	s.streamLost(st, back, err)
+	close(rt.done)
+}
+
+// logNegotiated logs the negotiated outcome of a stream once.
+func (s *Server) logNegotiated(st *stream) {
+	info := s.streamInfo(st)
+	s.log.LogAttrs(st.rt.ctx, slog.LevelInfo, "s2s stream established",
+		slog.String("direction", info.Direction.String()),
+		slog.String("local", info.Local), slog.String("remote", info.Remote),
+		slog.String("remote_addr", info.RemoteAddr), slog.String("local_addr", localAddr(st)),
+		slog.String("tls", info.TLSVersion), slog.String("auth", info.Auth.String()),
+		slog.String("identity", info.Identity), slog.Bool("bidi", info.Bidi))
+}
+
+func (s *Server) logClosed(st *stream, err error) {
+	lvl := slog.LevelInfo
+	if err != nil {
+		lvl = slog.LevelWarn
+	}
+	s.log.LogAttrs(context.Background(), lvl, "s2s stream closed",
+		slog.String("direction", st.dir.String()), slog.String("local", st.local),
+		slog.String("remote", st.remote), slog.Uint64("stanzas_in", st.rt.in.Load()),
+		slog.Uint64("stanzas_out", st.rt.out.Load()), slog.Any("err", err))
+}
+
+func localAddr(st *stream) string {
+	if st.conn == nil || st.conn.LocalAddr() == nil {
+		return ""
+	}
+	return st.conn.LocalAddr().String()
+}

@@ -1,0 +1,445 @@
+package s2s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	streamerr "mellium.im/xmpp/stream"
+)
+
+// ErrServerClosed is returned by Serve, ServeDirectTLS and Send after
+// Shutdown or Close.
+var ErrServerClosed = errors.New("s2s: server closed")
+
+// serverState is the running state of a Server: listeners, streams,
+// the outbound pool and the goroutines to wait for.
+type serverState struct {
+	once   sync.Once
+	ctx    context.Context // ended by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the server started
+
+	mu        sync.Mutex
+	closed    bool // Shutdown or Close called: no new streams or stanzas
+	listeners map[net.Listener]struct{}
+	streams   map[*stream]struct{} // registered streams
+	perDomain map[string]int       // registered streams per remote domain
+	pending   map[net.Conn]struct{}
+	pairs     map[pair]*outPair   // the outbound pool
+	pings     map[string]*stream  // outstanding XEP-0199 pings by id
+	dials     map[string]int      // dials in progress per remote domain
+	shutdown  chan struct{}       // closed by Shutdown
+	poolc     chan struct{}       // signalled when the pool changes
+	rand      func(n int64) int64 // jitter source
+}
+
+// start initialises the Server (defaults, then the running state) once.
+func (s *Server) start() {
+	s.init()
+	r := &s.run
+	r.once.Do(func() {
+		r.ctx, r.cancel = context.WithCancel(context.Background())
+		r.listeners = make(map[net.Listener]struct{})
+		r.streams = make(map[*stream]struct{})
+		r.perDomain = make(map[string]int)
+		r.pending = make(map[net.Conn]struct{})
+		r.pairs = make(map[pair]*outPair)
+		r.pings = make(map[string]*stream)
+		r.dials = make(map[string]int)
+		r.shutdown = make(chan struct{})
+		r.poolc = make(chan struct{}, 1)
+		if r.rand == nil {
+			r.rand = randInt63n
+		}
+	})
+}
+
+// Serve accepts inbound streams on l (the STARTTLS style of RFC 6120,
+// usually port 5269) until Shutdown or Close, when it returns
+// ErrServerClosed; it returns other errors from l.Accept. Each connection
+// is negotiated and then served in its own goroutine. l is closed when
+// Serve returns.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeDirectTLS is Serve for direct TLS listeners (XEP-0368, usually port
+// 5270): TLS starts with the first byte, without STARTTLS.
+func (s *Server) ServeDirectTLS(l net.Listener) error { return s.serve(l, true) }
+
+func (s *Server) serve(l net.Listener, directTLS bool) error {
+	if l == nil {
+		return errors.New("s2s: Serve: nil listener")
+	}
+	s.start()
+	r := &s.run
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		_ = l.Close()
+		return ErrServerClosed
+	}
+	r.listeners[l] = struct{}{}
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.listeners, l)
+		r.mu.Unlock()
+		_ = l.Close()
+	}()
+	var delay time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Temporary accept failure (for example EMFILE surfaced as
+				// a timeout): back off like net/http, up to 1 s.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.LogAttrs(r.ctx, slog.LevelWarn, "s2s accept error; retrying", slog.Any("err", err), slog.Duration("delay", delay))
+				select {
+				case <-time.After(delay):
+				case <-r.ctx.Done():
+				}
+				continue
+			}
+			return err
+		}
+		delay = 0
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			_ = conn.Close()
+			return ErrServerClosed
+		}
+		r.pending[conn] = struct{}{}
+		r.wg.Add(1)
+		r.mu.Unlock()
+		go func() {
+			defer r.wg.Done()
+			s.serveConn(conn, directTLS)
+		}()
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.run.mu.Lock()
+	defer s.run.mu.Unlock()
+	return s.run.closed
+}
+
+// serveConn negotiates an inbound connection (bounded by the negotiation
+// timeout) and runs the stream.
+func (s *Server) serveConn(conn net.Conn, directTLS bool) {
+	r := &s.run
+	ctx, cancel := context.WithCancelCause(r.ctx)
+	t := s.negotiationTimer(cancel)
+	st, err := s.acceptStream(ctx, conn, directTLS)
+	if t != nil {
+		t.Stop()
+	}
+	cancel(nil)
+	r.mu.Lock()
+	delete(r.pending, conn)
+	r.mu.Unlock()
+	if err != nil {
+		_ = conn.Close()
+		s.log.LogAttrs(r.ctx, slog.LevelInfo, "s2s inbound negotiation failed",
+			slog.String("remote_addr", conn.RemoteAddr().String()), slog.Any("err", err))
+		return
+	}
+	if err := s.register(st); err != nil {
+		// Normally the negotiation refuses right after the header; this
+		// catches a limit reached while it ran.
+		if st.w != nil {
+			_ = st.w.WriteStreamError(streamerr.ResourceConstraint, err.Error())
+		}
+		_ = st.conn.Close()
+		st.closeNeg(err)
+		return
+	}
+	_ = s.runStream(st)
+}
+
+// errNegotiationTimeout is the cause of a negotiation context ended by
+// Limits.NegotiationTimeout.
+var errNegotiationTimeout = errors.New("s2s: negotiation timeout")
+
+// negotiationTimer cancels a negotiation after Limits.NegotiationTimeout
+// on the Server's clock (nil when the timeout is disabled).
+func (s *Server) negotiationTimer(cancel context.CancelCauseFunc) interface{ Stop() bool } {
+	if s.limits.NegotiationTimeout <= 0 {
+		return nil
+	}
+	return s.clock.AfterFunc(s.limits.NegotiationTimeout, func() {
+		cancel(fmt.Errorf("%w after %v", errNegotiationTimeout, s.limits.NegotiationTimeout))
+	})
+}
+
+// register counts st against Limits.MaxStreams and MaxStreamsPerDomain; it
+// returns an error wrapping streamerr.ResourceConstraint when either is
+// reached, and ErrServerClosed after Shutdown or Close. Registering a
+// stream twice is a no-op.
+func (s *Server) register(st *stream) error {
+	s.start()
+	rt := s.newRunState(st)
+	r := &s.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rt.registered {
+		return nil
+	}
+	if r.closed {
+		return ErrServerClosed
+	}
+	if len(r.streams) >= s.limits.MaxStreams {
+		return fmt.Errorf("%w: %d streams open (Limits.MaxStreams)", streamerr.ResourceConstraint, len(r.streams))
+	}
+	if n := r.perDomain[st.remote]; n >= s.limits.MaxStreamsPerDomain {
+		return fmt.Errorf("%w: %d streams open with %s (Limits.MaxStreamsPerDomain)", streamerr.ResourceConstraint, n, st.remote)
+	}
+	rt.registered = true
+	r.streams[st] = struct{}{}
+	r.perDomain[st.remote]++
+	return nil
+}
+
+// unregister undoes register.
+func (s *Server) unregister(st *stream) {
+	r := &s.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st.rt == nil || !st.rt.registered {
+		return
+	}
+	st.rt.registered = false
+	delete(r.streams, st)
+	if r.perDomain[st.remote]--; r.perDomain[st.remote] <= 0 {
+		delete(r.perDomain, st.remote)
+	}
+}
+
+// room reports whether one more stream with remote fits the limits.
+func (s *Server) room(remote string) error {
+	r := &s.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.streams)+r.dials[remote] >= s.limits.MaxStreams {
+		return fmt.Errorf("%w: %d streams open (Limits.MaxStreams)", streamerr.ResourceConstraint, len(r.streams))
+	}
+	if n := r.perDomain[remote] + r.dials[remote]; n >= s.limits.MaxStreamsPerDomain {
+		return fmt.Errorf("%w: %d streams open with %s (Limits.MaxStreamsPerDomain)", streamerr.ResourceConstraint, n, remote)
+	}
+	return nil
+}
+
+// outboundFor returns an established stream we may send on for (local,
+// remote) — outbound, or inbound with bidi — or nil.
+func (s *Server) outboundFor(local, remote string) *stream {
+	s.start()
+	p := pair{local: local, remote: remote}
+	r := &s.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for st := range r.streams {
+		if st.remote == remote && st.canSend(p) && st.rt.accepting() {
+			return st
+		}
+	}
+	for st := range r.streams {
+		if st.canSend(p) && st.rt.accepting() {
+			return st
+		}
+	}
+	return nil
+}
+
+// accepting reports whether the stream still takes stanzas.
+func (rt *runState) accepting() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return !rt.closing && !rt.failed
+}
+
+// Shutdown stops the Server gracefully: it closes the listeners, makes
+// Send return ErrServerClosed, waits for queued stanzas to be delivered
+// or bounced (streams being opened finish or fail), ends every stream with
+// </stream:stream> after its queue is written, and waits for every
+// goroutine. When ctx ends first, it calls Close and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.start()
+	r := &s.run
+	r.mu.Lock()
+	first := !r.closed
+	r.closed = true
+	for l := range r.listeners {
+		_ = l.Close()
+	}
+	if first {
+		close(r.shutdown)
+	}
+	r.mu.Unlock()
+	// Wait for the pool: every pair's queue empty and no dial running.
+	// Pairs wake us through poolIdle.
+	for {
+		if s.poolIdle() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			_ = s.Close()
+			return ctx.Err()
+		case <-s.poolChanged():
+		}
+	}
+	r.mu.Lock()
+	for st := range r.streams {
+		st.closeGracefully()
+	}
+	for c := range r.pending {
+		_ = c.Close() // still negotiating: nothing of ours to deliver
+	}
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		r.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		r.cancel()
+		return nil
+	case <-ctx.Done():
+		_ = s.Close()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close stops the Server at once: listeners and connections are closed,
+// queued stanzas are bounced (remote-server-timeout) and Close waits for
+// the Server's goroutines, which end promptly (a Handler call in progress
+// sees its context cancelled and must return).
+func (s *Server) Close() error {
+	s.start()
+	r := &s.run
+	r.mu.Lock()
+	first := !r.closed
+	r.closed = true
+	if first {
+		close(r.shutdown)
+	}
+	for l := range r.listeners {
+		_ = l.Close()
+	}
+	for c := range r.pending {
+		_ = c.Close()
+	}
+	for st := range r.streams {
+		_ = st.conn.Close()
+	}
+	r.mu.Unlock()
+	r.cancel()
+	s.bounceAll(errors.New("the server closed before the stanza could be delivered"))
+	r.wg.Wait()
+	return nil
+}
+
+// StreamInfo describes one established stream.
+type StreamInfo struct {
+	Direction  Direction
+	Local      string // our domain in the stream header
+	Remote     string // the peer's domain in the stream header
+	RemoteAddr string // the peer's network address
+	TLSVersion string // "" without TLS, else e.g. "TLS 1.3"
+	Auth       AuthMethod
+	// Identity is the certificate identity of the peer that matched
+	// (certs.Identity.String()), "" when none was verified.
+	Identity              string
+	Bidi                  bool     // XEP-0288: the stream carries both directions
+	SendPairs             []string // "local->remote" pairs we may send for
+	RecvPairs             []string // "remote->local" pairs the peer may send for
+	Since                 time.Time
+	StanzasIn, StanzasOut uint64
+}
+
+// Stats is a snapshot of a Server's streams and queues.
+type Stats struct {
+	Streams []StreamInfo // sorted by Remote, Local, Direction
+	Queued  int          // stanzas waiting in the outbound pool
+}
+
+// Stats returns a snapshot of the established streams and the number of
+// queued stanzas.
+func (s *Server) Stats() Stats {
+	s.start()
+	r := &s.run
+	r.mu.Lock()
+	sts := make([]*stream, 0, len(r.streams))
+	for st := range r.streams {
+		sts = append(sts, st)
+	}
+	pairs := make([]*outPair, 0, len(r.pairs))
+	for _, op := range r.pairs {
+		pairs = append(pairs, op)
+	}
+	r.mu.Unlock()
+	var out Stats
+	for _, st := range sts {
+		out.Streams = append(out.Streams, s.streamInfo(st))
+	}
+	for _, op := range pairs {
+		op.mu.Lock()
+		out.Queued += len(op.queue)
+		op.mu.Unlock()
+	}
+	sort.Slice(out.Streams, func(i, j int) bool {
+		a, b := out.Streams[i], out.Streams[j]
+		if a.Remote != b.Remote {
+			return a.Remote < b.Remote
+		}
+		if a.Local != b.Local {
+			return a.Local < b.Local
+		}
+		return a.Direction < b.Direction
+	})
+	return out
+}
+
+func (s *Server) streamInfo(st *stream) StreamInfo {
+	info := StreamInfo{
+		Direction: st.dir, Local: st.local, Remote: st.remote,
+		Bidi: st.bidi, Since: st.created,
+	}
+	if st.conn != nil && st.conn.RemoteAddr() != nil {
+		info.RemoteAddr = st.conn.RemoteAddr().String()
+	}
+	if st.tls != nil {
+		info.TLSVersion = tlsVersionName(st.tls.Version)
+	}
+	if st.peer != nil {
+		info.Identity = st.peer.Matched.String()
+	}
+	if st.rt != nil {
+		info.Auth = st.rt.auth
+		info.StanzasIn, info.StanzasOut = st.rt.in.Load(), st.rt.out.Load()
+	}
+	st.mu.Lock()
+	for p := range st.send {
+		info.SendPairs = append(info.SendPairs, p.local+"->"+p.remote)
+	}
+	for p := range st.recv {
+		info.RecvPairs = append(info.RecvPairs, p.remote+"->"+p.local)
+	}
+	st.mu.Unlock()
+	sort.Strings(info.SendPairs)
+	sort.Strings(info.RecvPairs)
+	return info
+}

@@ -1,0 +1,317 @@
+package s2s
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmppfed/xmppfed/certs"
+)
+
+// nsServer is the default namespace of server-to-server streams (RFC 6120
+// §4.8.3).
+const nsServer = "jabber:server"
+
+// nsStanzas is the namespace of stanza error conditions (RFC 6120 §8.3.3).
+const nsStanzas = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+// ErrInvalidStanza is wrapped by every error ParseStanza returns.
+var ErrInvalidStanza = errors.New("s2s: invalid stanza")
+
+// Stanza is one message, presence or iq stanza in the jabber:server
+// namespace, as received from or sent to a remote server. Its XML is kept
+// as it arrived: the library routes stanzas, it does not rewrite them.
+type Stanza struct {
+	// Kind is "message", "presence" or "iq".
+	Kind string
+	// From and To are the stanza's addresses; both are required on
+	// server-to-server streams (RFC 6120 §8.1.1.1, §8.1.2.1).
+	From, To jid.JID
+	// ID and Type are the id and type attributes ("" when absent).
+	ID, Type string
+
+	raw []byte // self-contained XML of the whole stanza
+	// fromDomain and toDomain are the A-label domains of From and To.
+	fromDomain, toDomain string
+}
+
+// ParseStanza parses and validates raw as one complete message, presence
+// or iq element in the jabber:server namespace (declared, or left to the
+// stream's default), with from and to attributes that are valid JIDs. The
+// error, which wraps ErrInvalidStanza, names what is wrong. raw is kept
+// (not copied): do not modify it afterwards.
+func ParseStanza(raw []byte) (*Stanza, error) {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	d.Strict = true
+	var start xml.StartElement
+	// The first token must be the stanza's start tag: no prolog, comment,
+	// processing instruction or directive (RFC 6120 §11.1).
+	tok, err := d.RawToken()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidStanza, err)
+	}
+	switch t := tok.(type) {
+	case xml.StartElement:
+		start = t
+	case xml.CharData:
+		if len(bytes.TrimSpace(t)) == 0 {
+			return nil, fmt.Errorf("%w: leading whitespace before the stanza", ErrInvalidStanza)
+		}
+		return nil, fmt.Errorf("%w: text before the stanza", ErrInvalidStanza)
+	default:
+		return nil, fmt.Errorf("%w: %T before the stanza (RFC 6120 §11.1 restricted XML)", ErrInvalidStanza, tok)
+	}
+	if start.Name.Space != "" {
+		return nil, fmt.Errorf("%w: element prefix %q: stanzas must use the default namespace", ErrInvalidStanza, start.Name.Space)
+	}
+	ns := ""
+	for _, a := range start.Attr {
+		if a.Name.Space == "" && a.Name.Local == "xmlns" {
+			ns = a.Value
+		}
+	}
+	if ns != "" && ns != nsServer {
+		return nil, fmt.Errorf("%w: namespace %q, want %q", ErrInvalidStanza, ns, nsServer)
+	}
+	// Read the rest with namespace checking, counting depth, and demand
+	// exactly one element and nothing after it.
+	depth := 1
+	for depth > 0 {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return nil, fmt.Errorf("%w: <%s> is not closed", ErrInvalidStanza, start.Name.Local)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidStanza, err)
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		case xml.Comment, xml.ProcInst, xml.Directive:
+			return nil, fmt.Errorf("%w: %T inside the stanza (RFC 6120 §11.1 restricted XML)", ErrInvalidStanza, tok)
+		}
+	}
+	if rest := bytes.TrimSpace(raw[d.InputOffset():]); len(rest) > 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the stanza's end", ErrInvalidStanza, len(rest))
+	}
+	return newStanza(start.Name.Local, start.Attr, raw)
+}
+
+// newStanza builds a Stanza from a top-level element already checked for
+// well-formedness (by ParseStanza or the stream reader).
+func newStanza(kind string, attrs []xml.Attr, raw []byte) (*Stanza, error) {
+	switch kind {
+	case "message", "presence", "iq":
+	default:
+		return nil, fmt.Errorf("%w: element <%s> is not message, presence or iq", ErrInvalidStanza, kind)
+	}
+	st := &Stanza{Kind: kind, raw: raw}
+	var from, to string
+	var hasFrom, hasTo bool
+	for _, a := range attrs {
+		if a.Name.Space != "" {
+			continue
+		}
+		switch a.Name.Local {
+		case "from":
+			from, hasFrom = a.Value, true
+		case "to":
+			to, hasTo = a.Value, true
+		case "id":
+			st.ID = a.Value
+		case "type":
+			st.Type = a.Value
+		}
+	}
+	// RFC 6120 §8.1.1.1 and §8.1.2.1: on server-to-server streams both
+	// addresses MUST be present.
+	if !hasFrom || from == "" {
+		return nil, fmt.Errorf("%w: <%s> has no from address", ErrInvalidStanza, kind)
+	}
+	if !hasTo || to == "" {
+		return nil, fmt.Errorf("%w: <%s> has no to address", ErrInvalidStanza, kind)
+	}
+	var err error
+	if st.From, st.fromDomain, err = parseAddr(from); err != nil {
+		return nil, fmt.Errorf("%w: from %q: %v", ErrInvalidStanza, from, err)
+	}
+	if st.To, st.toDomain, err = parseAddr(to); err != nil {
+		return nil, fmt.Errorf("%w: to %q: %v", ErrInvalidStanza, to, err)
+	}
+	if kind == "iq" {
+		// RFC 6120 §8.2.3: an iq MUST have an id and one of four types.
+		switch st.Type {
+		case "get", "set", "result", "error":
+		default:
+			return nil, fmt.Errorf("%w: iq type %q is not get, set, result or error", ErrInvalidStanza, st.Type)
+		}
+		if st.ID == "" {
+			return nil, fmt.Errorf("%w: iq has no id", ErrInvalidStanza)
+		}
+	}
+	return st, nil
+}
+
+// parseAddr parses a JID and returns it with its domain as an A-label.
+func parseAddr(s string) (jid.JID, string, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, "", err
+	}
+	d, err := domainLabel(j.Domainpart())
+	if err != nil {
+		return jid.JID{}, "", err
+	}
+	return j, d, nil
+}
+
+// domainLabel returns domain as an A-label, with a fast path for domains
+// that already are lower-case ASCII.
+func domainLabel(domain string) (string, error) {
+	plain := domain != "" && !strings.HasSuffix(domain, ".")
+	for i := 0; plain && i < len(domain); i++ {
+		c := domain[i]
+		plain = c == '.' || c == '-' || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+	}
+	if plain && !strings.Contains(domain, "xn--") {
+		return domain, nil
+	}
+	return certs.NormalizeDomain(domain)
+}
+
+// Raw returns the stanza's XML. It is shared: do not modify it.
+func (st *Stanza) Raw() []byte { return st.raw }
+
+// TokenReader returns a reader of the tokens of Raw (namespaces resolved,
+// as by xml.Decoder.Token).
+func (st *Stanza) TokenReader() xml.TokenReader {
+	return xml.NewDecoder(bytes.NewReader(st.raw))
+}
+
+// isError reports whether st is an error stanza, which is never answered
+// with another error (RFC 6120 §8.3.1).
+func (st *Stanza) isError() bool { return st.Type == "error" }
+
+// ErrorReply returns the error reply to st that RFC 6120 §8.3.1 describes:
+// the same kind and id, from and to swapped, type='error', the original
+// children, then the <error/> element for e. It refuses (with an error) to
+// answer a stanza that is itself an error, so that two servers never
+// bounce errors at each other forever.
+func (st *Stanza) ErrorReply(e stanza.Error) (*Stanza, error) {
+	if st.isError() {
+		return nil, fmt.Errorf("s2s: no error reply to an error stanza (<%s type='error' id=%q from=%q>)", st.Kind, st.ID, st.From)
+	}
+	if e.Condition == "" {
+		return nil, errors.New("s2s: ErrorReply: stanza.Error has no Condition")
+	}
+	inner, decls, err := splitStanza(st.raw)
+	if err != nil {
+		return nil, err
+	}
+	typ := string(e.Type)
+	if typ == "" {
+		typ = string(stanza.Cancel)
+	}
+	b := make([]byte, 0, len(st.raw)+200)
+	b = append(b, '<')
+	b = append(b, st.Kind...)
+	b = append(b, " xmlns='jabber:server'"...)
+	b = append(b, decls...)
+	b = appendAttr(b, "from", st.To.String())
+	b = appendAttr(b, "to", st.From.String())
+	b = appendAttr(b, "type", "error")
+	if st.ID != "" {
+		b = appendAttr(b, "id", st.ID)
+	}
+	b = append(b, '>')
+	b = append(b, inner...)
+	b = append(b, "<error"...)
+	b = appendAttr(b, "type", typ)
+	if by := e.By.String(); by != "" {
+		b = appendAttr(b, "by", by)
+	}
+	b = append(b, "><"...)
+	b = appendEscaped(b, string(e.Condition))
+	b = append(b, " xmlns='"+nsStanzas+"'/>"...)
+	for lang, text := range e.Text {
+		b = append(b, "<text xmlns='"+nsStanzas+"'"...)
+		if lang != "" {
+			b = appendAttr(b, "xml:lang", lang)
+		}
+		b = append(b, '>')
+		b = appendEscaped(b, text)
+		b = append(b, "</text>"...)
+	}
+	b = append(b, "</error></"...)
+	b = append(b, st.Kind...)
+	b = append(b, '>')
+	return &Stanza{
+		Kind: st.Kind, From: st.To, To: st.From, ID: st.ID, Type: "error",
+		raw: b, fromDomain: st.toDomain, toDomain: st.fromDomain,
+	}, nil
+}
+
+// splitStanza returns the inner XML of a stanza's root element and the
+// prefixed namespace declarations (" xmlns:x='…'") of its start tag, which
+// the children may rely on.
+func splitStanza(raw []byte) (inner, decls []byte, err error) {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	tok, err := d.RawToken()
+	if err != nil {
+		return nil, nil, fmt.Errorf("s2s: stanza XML: %v", err)
+	}
+	start, ok := tok.(xml.StartElement)
+	if !ok {
+		return nil, nil, fmt.Errorf("s2s: stanza XML starts with %T", tok)
+	}
+	for _, a := range start.Attr {
+		if a.Name.Space == "xmlns" {
+			decls = appendAttr(decls, "xmlns:"+a.Name.Local, a.Value)
+		}
+	}
+	off := int(d.InputOffset())
+	end := bytes.LastIndex(raw, []byte("</"))
+	if end < off || bytes.HasSuffix(bytes.TrimSpace(raw[:off]), []byte("/>")) {
+		return nil, decls, nil // <message …/>
+	}
+	return raw[off:end], decls, nil
+}
+
+// appendAttr appends ` name='value'` with value escaped.
+func appendAttr(b []byte, name, value string) []byte {
+	b = append(b, ' ')
+	b = append(b, name...)
+	b = append(b, "='"...)
+	b = appendEscaped(b, value)
+	return append(b, '\'')
+}
+
+// appendEscaped appends s escaped for XML text and single- or
+// double-quoted attribute values.
+func appendEscaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '<':
+			b = append(b, "&lt;"...)
+		case '>':
+			b = append(b, "&gt;"...)
+		case '&':
+			b = append(b, "&amp;"...)
+		case '\'':
+			b = append(b, "&apos;"...)
+		case '"':
+			b = append(b, "&quot;"...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
