@@ -10,7 +10,7 @@ import (
 )
 
 // stanza200 is a typical s2s chat message of 200 bytes.
-const stanza200 = `<message from='juliet@capulet.example/balcony' to='romeo@montague.example' type='chat' id='a1b2c3d4e5f6'><body>Wherefore art thou, Romeo? Deny thy father and refuse thy name.... okay</body></message>`
+const stanza200 = `<message from='juliet@capulet.example/balcony' to='romeo@montague.example' type='chat' id='a1b2c3d4e5f6'><body>Wherefore art thou, Romeo? Deny thy father and refuse thy name..... okay</body></message>`
 
 func stanzas(n int) []byte {
 	return bytes.Repeat([]byte(stanza200), n)

@@ -311,25 +311,22 @@ func (r *Reader) readHeader() (Header, error) {
 			}
 		}
 	}
-	for {
-		if _, err := r.skipSpace(); err != nil {
-			return Header{}, err
-		}
-		if err := r.need(2); err != nil {
-			return Header{}, err
-		}
-		if r.buf[r.pos] != '<' {
-			return Header{}, r.fail(stream.NotWellFormed, "expected stream header, found %q", r.buf[r.pos])
-		}
-		switch r.buf[r.pos+1] {
-		case '?':
-			return Header{}, r.fail(stream.RestrictedXML, "processing instruction before the stream header") // RFC 6120 §11.1
-		case '!':
-			return Header{}, r.fail(stream.RestrictedXML, "comment or DTD before the stream header") // RFC 6120 §11.1
-		case '/':
-			return Header{}, r.fail(stream.NotWellFormed, "end tag before the stream header")
-		}
-		break
+	if _, err := r.skipSpace(); err != nil {
+		return Header{}, err
+	}
+	if err := r.need(2); err != nil {
+		return Header{}, err
+	}
+	if r.buf[r.pos] != '<' {
+		return Header{}, r.fail(stream.NotWellFormed, "expected stream header, found %q", r.buf[r.pos])
+	}
+	switch r.buf[r.pos+1] {
+	case '?':
+		return Header{}, r.fail(stream.RestrictedXML, "processing instruction before the stream header") // RFC 6120 §11.1
+	case '!':
+		return Header{}, r.fail(stream.RestrictedXML, "comment or DTD before the stream header") // RFC 6120 §11.1
+	case '/':
+		return Header{}, r.fail(stream.NotWellFormed, "end tag before the stream header")
 	}
 	r.pos++ // '<'
 	r.binds = r.binds[:0]

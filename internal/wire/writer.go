@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
+	"unicode"
 	"unicode/utf8"
 
 	"mellium.im/xmpp/stream"
@@ -144,8 +146,8 @@ func (w *Writer) Flush() error {
 // with xmlns on the element where it changes. Attributes in the xml
 // namespace use xml:; other namespaced attributes get a generated prefix.
 func (w *Writer) WriteElement(n *Node) error {
-	if n == nil || n.Name.Local == "" {
-		return errors.New("wire: WriteElement: element without a name")
+	if err := checkNode(n, 0); err != nil {
+		return err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -154,6 +156,48 @@ func (w *Writer) WriteElement(n *Node) error {
 	}
 	w.scr = AppendNode(w.scr[:0], n)
 	return w.writeLocked(w.scr, true)
+}
+
+// checkNode rejects names that would make the output ill-formed.
+func checkNode(n *Node, depth int) error {
+	if n == nil {
+		return errors.New("wire: WriteElement: nil node")
+	}
+	if depth > defaultMaxDepth {
+		return fmt.Errorf("wire: WriteElement: nodes nested deeper than %d", defaultMaxDepth)
+	}
+	if !validNCName(n.Name.Local) {
+		return fmt.Errorf("wire: WriteElement: invalid element name %q", n.Name.Local)
+	}
+	for _, a := range n.Attr {
+		if !validNCName(a.Name.Local) || a.Name.Space == "" && a.Name.Local == "xmlns" {
+			return fmt.Errorf("wire: WriteElement: invalid attribute name %q on <%s>", a.Name.Local, n.Name.Local)
+		}
+	}
+	for _, c := range n.Children {
+		if err := checkNode(c, depth+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validNCName is a conservative check for a name without a prefix: ASCII
+// name characters, or any non-ASCII letter or digit.
+func validNCName(s string) bool {
+	if s == "" || !utf8.ValidString(s) {
+		return false
+	}
+	for i, c := range s {
+		switch {
+		case c < 0x80 && isNameStartASCII(byte(c)):
+		case i > 0 && c < 0x80 && isNameASCII(byte(c)):
+		case c >= 0x80 && (unicode.IsLetter(c) || i > 0 && unicode.IsDigit(c)):
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // AppendNode appends the serialisation of n to dst, in a stream whose
@@ -348,4 +392,3 @@ func NewID() string {
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
 	return hex.EncodeToString(b[:])
 }
-

@@ -299,3 +299,24 @@ func TestNewID(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+func TestWriteElementRejectsBadNames(t *testing.T) {
+	var buf bytes.Buffer
+	w := wire.NewWriter(&buf)
+	for _, n := range []*wire.Node{
+		nil,
+		{},
+		{Name: xml.Name{Local: "a b"}},
+		{Name: xml.Name{Local: "db:result"}},
+		{Name: xml.Name{Local: "ok"}, Attr: []xml.Attr{{Name: xml.Name{Local: "x='1'"}}}},
+		{Name: xml.Name{Local: "ok"}, Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: "urn:x"}}},
+		{Name: xml.Name{Local: "ok"}, Children: []*wire.Node{{Name: xml.Name{Local: "1x"}}}},
+	} {
+		if err := w.WriteElement(n); err == nil {
+			t.Errorf("WriteElement(%+v) succeeded", n)
+		}
+	}
+	if buf.Len() != 0 {
+		t.Errorf("wrote %q", buf.String())
+	}
+}
