@@ -52,7 +52,7 @@ func ParseStanza(raw []byte) (*Stanza, error) {
 	var start xml.StartElement
 	// The first token must be the stanza's start tag: no prolog, comment,
 	// processing instruction or directive (RFC 6120 §11.1).
-	tok, err := d.RawToken()
+	tok, err := d.Token()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidStanza, err)
 	}
@@ -67,19 +67,12 @@ func ParseStanza(raw []byte) (*Stanza, error) {
 	default:
 		return nil, fmt.Errorf("%w: %T before the stanza (RFC 6120 §11.1 restricted XML)", ErrInvalidStanza, tok)
 	}
-	if start.Name.Space != "" {
-		return nil, fmt.Errorf("%w: element prefix %q: stanzas must use the default namespace", ErrInvalidStanza, start.Name.Space)
-	}
-	ns := ""
-	for _, a := range start.Attr {
-		if a.Name.Space == "" && a.Name.Local == "xmlns" {
-			ns = a.Value
-		}
-	}
-	if ns != "" && ns != nsServer {
+	// The stanza is in jabber:server, declared or left to the stream's
+	// default namespace (RFC 6120 §4.8.3).
+	if ns := start.Name.Space; ns != "" && ns != nsServer {
 		return nil, fmt.Errorf("%w: namespace %q, want %q", ErrInvalidStanza, ns, nsServer)
 	}
-	// Read the rest with namespace checking, counting depth, and demand
+	// Read the rest, counting depth, and demand
 	// exactly one element and nothing after it.
 	depth := 1
 	for depth > 0 {
