@@ -32,6 +32,7 @@ const (
 	defaultMaxDepth  = 64
 	defaultMaxHeader = 16 << 10
 	minRead          = 4096
+	shrinkAbove      = 64 << 10
 	maxEmptyReads    = 100
 	maxEntityLen     = 32
 )
@@ -492,6 +493,11 @@ func (r *Reader) Next() (*Element, error) {
 		return nil, ErrStreamEnd
 	}
 	r.compact()
+	if cap(r.buf) > shrinkAbove && len(r.buf) <= minRead {
+		// Do not keep the buffer of one large stanza for the life of the
+		// stream: idle streams should be cheap.
+		r.buf = append(make([]byte, 0, 2*minRead), r.buf...)
+	}
 	r.limit = 0
 	// Skip whitespace between elements without growing the buffer.
 	for {
