@@ -373,6 +373,13 @@ func (r *Reader) readHeader() (Header, error) {
 		space = b.uri
 	}
 	local := string(r.buf[name.colon+1 : name.end])
+	for _, a := range r.attrs {
+		if a.name.colon >= a.name.start && !a.isXMLNS(r.buf) {
+			if _, err := r.lookup(a.name, false); err != nil { // Namespaces in XML §5
+				return Header{}, err
+			}
+		}
+	}
 	if space != NSStreams || local != "stream" {
 		return Header{}, r.fail(stream.InvalidNamespace, "stream element is {%s}%s, want {%s}stream", space, local, NSStreams) // RFC 6120 §4.8.1
 	}

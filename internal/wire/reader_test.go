@@ -83,6 +83,7 @@ func TestReadHeaderErrors(t *testing.T) {
 		{"no default ns", `<stream:stream ` + ss + `>`, stream.InvalidNamespace, wire.Limits{}},
 		{"wrong local", `<stream:foo xmlns='jabber:server' ` + ss + `>`, stream.InvalidNamespace, wire.Limits{}},
 		{"undeclared prefix", `<stream:stream xmlns='jabber:server'>`, stream.NotWellFormed, wire.Limits{}},
+		{"undeclared attr prefix", `<stream:stream xmlns='jabber:server' ` + ss + ` foo:bar='1'>`, stream.NotWellFormed, wire.Limits{}},
 		{"comment", `<!-- hi --><stream:stream xmlns='jabber:server' ` + ss + `>`, stream.RestrictedXML, wire.Limits{}},
 		{"pi", `<?xml version='1.0'?><?foo bar?><stream:stream xmlns='jabber:server' ` + ss + `>`, stream.RestrictedXML, wire.Limits{}},
 		{"doctype", `<!DOCTYPE stream [<!ENTITY x "y">]><stream:stream xmlns='jabber:server' ` + ss + `>`, stream.RestrictedXML, wire.Limits{}},
