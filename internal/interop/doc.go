@@ -1,0 +1,39 @@
+// Package interop runs xmppfed's s2s.Server against real XMPP servers:
+// Prosody and ejabberd from Debian's packages, installed by
+// .ci/interop-setup. Everything but this comment is behind the build tag
+// "interop", so a normal build, go vet and staticcheck see an empty package;
+// run the suite as root with
+//
+//	bash .ci/interop-setup
+//	go test -tags interop -count=1 -v ./internal/interop/
+//
+// The harness starts, per test, on loopback addresses of their own:
+//
+//   - a DNS server on 127.0.0.5:53 (UDP and TCP) authoritative for the
+//     "test." zone, answering _xmpp-server._tcp SRV (RFC 2782, RFC 6120
+//     §3.2.1) and A records with TTL 0 for prosody.test (127.0.0.2),
+//     ejabberd.test (127.0.0.3) and xmppfed.test (127.0.0.4);
+//   - Prosody and/or ejabberd with a generated configuration in a temporary
+//     directory owned by the server's system user, certificates from a
+//     fresh certs.TestCA (DNS-ID and SRV-ID only: ejabberd 23.01 crashes on
+//     an XmppAddr in a peer certificate), in one of two modes: "external"
+//     (the peer trusts the test CA, so SASL EXTERNAL, XEP-0178, is used both
+//     ways) or "dialback" (the peer does not trust our certificate, so
+//     Server Dialback, XEP-0220, over TLS is used);
+//   - users registered with the servers' own tools and logged in over c2s
+//     with mellium.im/xmpp to send and observe real messages.
+//
+// Name resolution: the peers must find xmppfed.test (and each other)
+// through DNS, not /etc/hosts. Prosody 0.12 resolves through libunbound,
+// which ignores /etc/hosts and answers NXDOMAIN for the RFC 6761 name
+// "test." by itself, so its configuration forwards to 127.0.0.5@53 with the
+// local zone made transparent. ejabberd resolves SRV records with Erlang's
+// inet_res (ERL_INETRC names 127.0.0.5) but the SRV target's address with
+// glibc getaddrinfo, which reads /etc/resolv.conf: so ejabberd runs under
+// unshare(1) in a private mount namespace with its own resolv.conf
+// bind-mounted over /etc/resolv.conf, and the machine's file is never
+// touched. glibc cannot use a port other than 53, hence the fixed address.
+//
+// Every server runs in its own process group, which is killed when its
+// test ends; temporary directories are removed. Timeouts bound every wait.
+package interop
