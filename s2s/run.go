@@ -245,8 +245,9 @@ func (s *Server) runStream(st *stream) error {
 		// <enabled/> or <failed/>, handled by the read loop.
 		st.enqueue(outItem{raw: []byte("<enable xmlns='" + nsSM + "'/>")})
 	}
+	d := s.nextTick(st)
 	rt.mu.Lock()
-	rt.timer = s.clock.AfterFunc(s.nextTick(st), func() { s.tick(st) })
+	rt.timer = s.clock.AfterFunc(d, func() { s.tick(st) })
 	rt.mu.Unlock()
 	stop := context.AfterFunc(rt.ctx, func() { _ = st.conn.Close() })
 	err := s.readLoop(st)
@@ -640,13 +641,14 @@ func (s *Server) tick(st *stream) {
 			rt.mu.Unlock()
 		}
 	}
-	rt.mu.Lock()
-	if rt.ctx.Err() == nil && rt.timer != nil {
+	if rt.ctx.Err() == nil {
+		d := s.nextTick(st)
+		rt.mu.Lock()
+		if rt.timer != nil {
+			rt.timer.Reset(d)
+		}
 		rt.mu.Unlock()
-		rt.timer.Reset(s.nextTick(st))
-		return
 	}
-	rt.mu.Unlock()
 }
 
 // sendPing sends an XEP-0199 ping from one of the stream's send pairs.
