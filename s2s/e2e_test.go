@@ -177,3 +177,110 @@ func TestDeliverReplyAndStats(t *testing.T) {
 		t.Errorf("outbound stream info = %+v", *out)
 	}
 }
+
+// allSettings lists every combination of the three knobs: TLS and SASL
+// (Required, Optional, NotSupported) and dialback (on, off): 18 values.
+func allSettings() []s2s.Settings {
+	var out []s2s.Settings
+	for _, tl := range []s2s.Negotiation{s2s.Required, s2s.Optional, s2s.NotSupported} {
+		for _, sa := range []s2s.Negotiation{s2s.Required, s2s.Optional, s2s.NotSupported} {
+			for _, off := range []bool{false, true} {
+				out = append(out, s2s.Settings{TLS: tl, SASL: sa, DisableDialback: off})
+			}
+		}
+	}
+	return out
+}
+
+func settingsName(s s2s.Settings) string {
+	db := "db"
+	if s.DisableDialback {
+		db = "nodb"
+	}
+	return "tls-" + s.TLS.String() + "_sasl-" + s.SASL.String() + "_" + db
+}
+
+// expectedOutcome computes, from the initiator's and the receiver's
+// settings alone (both with valid certificates), whether a stream can be
+// authenticated and how: SASL EXTERNAL over TLS is preferred, then
+// dialback (over TLS when negotiated, over plain TCP only when neither
+// side requires TLS). Settings that Validate rejects refuse the peer.
+func expectedOutcome(in, re s2s.Settings) (ok bool, m s2s.AuthMethod) {
+	if _, err := in.Validate(); err != nil {
+		return false, s2s.AuthNone
+	}
+	if _, err := re.Validate(); err != nil {
+		return false, s2s.AuthNone
+	}
+	useTLS := in.TLS != s2s.NotSupported && re.TLS != s2s.NotSupported
+	if !useTLS && (in.TLS == s2s.Required || re.TLS == s2s.Required) {
+		return false, s2s.AuthNone
+	}
+	if useTLS && in.SASL != s2s.NotSupported && re.SASL != s2s.NotSupported {
+		return true, s2s.AuthSASLExternal
+	}
+	if in.SASL == s2s.Required || re.SASL == s2s.Required {
+		return false, s2s.AuthNone
+	}
+	if in.Dialback() && re.Dialback() {
+		return true, s2s.AuthDialback
+	}
+	return false, s2s.AuthNone
+}
+
+// TestSettingsMatrix runs every initiator x receiver combination of the
+// settings knobs (18 x 18) over loopback with real TLS and DNS and checks
+// the outcome against expectedOutcome: the stanza is delivered with the
+// expected method, or bounced and never delivered.
+func TestSettingsMatrix(t *testing.T) {
+	h := newHarness(t)
+	sets := allSettings()
+	for i, in := range sets {
+		for j, re := range sets {
+			t.Run(settingsName(in)+"/"+settingsName(re), func(t *testing.T) {
+				t.Parallel()
+				ok, method := expectedOutcome(in, re)
+				a := h.node(fmt.Sprintf("i%d-%d.example", i, j), nodeOpt{set: in})
+				b := h.node(fmt.Sprintf("r%d-%d.example", i, j), nodeOpt{set: re})
+				err := a.srv.Send(context.Background(), msg(t, "u@"+a.domain, "v@"+b.domain, "x"))
+				if _, verr := in.Validate(); verr != nil {
+					// The initiator's own Settings refuse the peer: Send says so.
+					if err == nil {
+						t.Fatalf("Send with invalid settings succeeded")
+					}
+					return
+				}
+				if err != nil {
+					t.Fatalf("Send: %v", err)
+				}
+				select {
+				case got := <-b.got:
+					if !ok {
+						t.Fatalf("delivered, want failure")
+					}
+					if got.From.String() != "u@"+a.domain {
+						t.Errorf("from = %s", got.From)
+					}
+					var m s2s.AuthMethod
+					for _, si := range a.srv.Stats().Streams {
+						if si.Direction == s2s.Outbound && si.Remote == b.domain {
+							m = si.Auth
+						}
+					}
+					if m != method {
+						t.Errorf("authenticated with %v, want %v", m, method)
+					}
+				case bo := <-a.bounced:
+					if ok {
+						t.Fatalf("bounced (%v: %s), want delivery with %v", bo.err.Condition, bo.err.Text[""], method)
+					}
+					if bo.err.Condition != stanza.RemoteServerTimeout && bo.err.Condition != stanza.RemoteServerNotFound {
+						t.Errorf("bounce condition %v", bo.err.Condition)
+					}
+				case <-time.After(hang):
+					t.Fatalf("neither delivered nor bounced within %v", hang)
+				}
+			})
+		}
+	}
+}
