@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -282,5 +283,160 @@ func TestSettingsMatrix(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// rawPeer is a hand-driven initiating server: it authenticates as domain
+// with SASL EXTERNAL over STARTTLS (requesting XEP-0288 bidi) and then
+// writes whatever the test wants, to prove the receiving side's checks.
+type rawPeer struct {
+	t    testing.TB
+	conn net.Conn
+	buf  []byte
+}
+
+func (p *rawPeer) write(s string) {
+	p.t.Helper()
+	if _, err := p.conn.Write([]byte(s)); err != nil {
+		p.t.Fatalf("raw write: %v", err)
+	}
+}
+
+// readUntil reads until the data read so far contains marker and returns
+// it (consuming through the marker).
+func (p *rawPeer) readUntil(marker string) string {
+	p.t.Helper()
+	_ = p.conn.SetReadDeadline(time.Now().Add(hang))
+	b := make([]byte, 1)
+	for !strings.Contains(string(p.buf), marker) {
+		if _, err := p.conn.Read(b); err != nil {
+			p.t.Fatalf("raw read waiting for %q: %v (got %q)", marker, err, p.buf)
+		}
+		p.buf = append(p.buf, b[0])
+	}
+	out := string(p.buf)
+	p.buf = p.buf[:0]
+	return out
+}
+
+// readAll reads until the connection ends and returns everything.
+func (p *rawPeer) readAll() string {
+	p.t.Helper()
+	_ = p.conn.SetReadDeadline(time.Now().Add(hang))
+	b := make([]byte, 4096)
+	for {
+		n, err := p.conn.Read(b)
+		p.buf = append(p.buf, b[:n]...)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				p.t.Fatalf("connection still open after %v: %q", hang, p.buf)
+			}
+			return string(p.buf)
+		}
+	}
+}
+
+func header(from, to string) string {
+	return "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' version='1.0' from='" + from + "' to='" + to + "'>"
+}
+
+func (h *harness) rawPeer(domain string, to *node) *rawPeer {
+	t := h.t
+	c, err := net.Dial("tcp", to.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	p := &rawPeer{t: t, conn: c}
+	p.write("<?xml version='1.0'?>" + header(domain, to.domain))
+	p.readUntil("</stream:features>")
+	p.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	p.readUntil("/>")
+	cert, err := h.ca.IssueDomain(domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(c, &tls.Config{ServerName: to.domain, RootCAs: h.ca.Pool(), Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	p.conn = tc
+	p.write(header(domain, to.domain))
+	f := p.readUntil("</stream:features>")
+	if !strings.Contains(f, "urn:xmpp:features:bidi") || !strings.Contains(f, "EXTERNAL") {
+		t.Fatalf("features after TLS: %s", f)
+	}
+	p.write("<bidi xmlns='urn:xmpp:bidi'/>")
+	p.write("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>")
+	p.readUntil("success")
+	p.readUntil(">")
+	p.write(header(domain, to.domain))
+	p.readUntil("</stream:features>")
+	return p
+}
+
+// TestInboundStanzaChecks proves the receiving side's enforcement: every
+// violation ends the stream with the stream error RFC 6120 names.
+func TestInboundStanzaChecks(t *testing.T) {
+	h := newHarness(t)
+	b := h.node("b.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.MaxStanzaBytes = 2048 }})
+	h.node("a.example", nodeOpt{})
+	for _, tc := range []struct{ name, xml, cond string }{
+		{"spoofed from", "<message from='mallory@a.example' to='v@b.example'/>", "invalid-from"},
+		{"missing to", "<message from='e@evil.example'/>", "improper-addressing"},
+		{"bad from", "<message from='@@' to='v@b.example'/>", "improper-addressing"},
+		{"to not ours", "<message from='e@evil.example' to='v@c.example'/>", "host-unknown"},
+		{"DTD", "<!DOCTYPE x [<!ENTITY a 'b'>]>", "restricted-xml"},
+		{"too big", "<message from='e@evil.example' to='v@b.example'><body>" + strings.Repeat("x", 4096) + "</body></message>", "policy-violation"},
+		{"unknown element", "<foo xmlns='urn:example:foo'/>", "unsupported-stanza-type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := h.rawPeer("evil.example", b)
+			p.t = t
+			p.write(tc.xml)
+			got := p.readAll()
+			if !strings.Contains(got, "<stream:error>") || !strings.Contains(got, "<"+tc.cond+" ") || !strings.Contains(got, "</stream:stream>") {
+				t.Errorf("got %q, want stream error %s then </stream:stream>", got, tc.cond)
+			}
+		})
+	}
+}
+
+// TestHandlerPanicAndBidiReply: a panicking Handler is recovered and the
+// stanza answered internal-server-error, over the peer's own bidi stream;
+// the stream survives and the next stanza is handled.
+func TestHandlerPanicAndBidiReply(t *testing.T) {
+	h := newHarness(t)
+	var calls int
+	var mu sync.Mutex
+	b := h.node("b.example", nodeOpt{handler: s2s.HandlerFunc(func(_ context.Context, st *s2s.Stanza) error {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 1 {
+			panic("boom")
+		}
+		return errors.New("secret internal detail")
+	})})
+	p := h.rawPeer("evil.example", b)
+	p.write("<message from='e@evil.example' to='v@b.example' id='x1'><body>1</body></message>")
+	got := p.readUntil("</message>")
+	if !strings.Contains(got, "internal-server-error") || !strings.Contains(got, "id='x1'") || !strings.Contains(got, "type='error'") {
+		t.Errorf("reply to panic: %q", got)
+	}
+	p.write("<message from='e@evil.example' to='v@b.example' id='x2'><body>2</body></message>")
+	got = p.readUntil("</message>")
+	if !strings.Contains(got, "internal-server-error") || strings.Contains(got, "secret") {
+		t.Errorf("reply to error: %q", got)
+	}
+	// An error stanza is never answered: the next thing we read is the
+	// reply to x3, not to the error.
+	p.write("<message from='e@evil.example' to='v@b.example' id='e1' type='error'/>")
+	p.write("<message from='e@evil.example' to='v@b.example' id='x3'/>")
+	got = p.readUntil("</message>")
+	if strings.Contains(got, "e1") || !strings.Contains(got, "x3") {
+		t.Errorf("after an error stanza: %q", got)
 	}
 }
