@@ -27,7 +27,8 @@ func yamlString(s string) string { return strconv.Quote(s) }
 // bind-mounted over /etc/resolv.conf: it resolves SRV records with Erlang's
 // inet_res (ERL_INETRC) but their targets with glibc getaddrinfo, and both
 // must see the test zone. It runs as the ejabberd user (setpriv, not su:
-// su -c starts a new session, which would escape our process group).
+// su -c starts a new session, which would escape our process group), in
+// its own PID namespace (see sandbox).
 func StartEjabberd(t testing.TB, pki *PKI, mode Mode) *Peer {
 	t.Helper()
 	requireRoot(t, "ejabberdctl")
@@ -115,9 +116,8 @@ modules:
 		_, err := run(ctx, 60*time.Second, env, "setpriv", ctl("register", user, domain, pass)...)
 		return err
 	}
-	script := `set -e; mount --bind "$1" /etc/resolv.conf; shift; exec setpriv "$@"`
-	args := append([]string{"--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", resolv}, ctl("foreground")...)
-	p.proc = startProcess(t, filepath.Join(dir, "stdout.log"), nil, env, "unshare", args...)
+	p.proc = startProcess(t, "ejabberd", filepath.Join(dir, "stdout.log"), env,
+		sandbox(acct, resolv, "ejabberdctl", "--config-dir", dir, "foreground")...)
 	for _, port := range []string{"5222", "5269"} {
 		if err := waitPort(p.proc, ip+":"+port, 60*time.Second); err != nil {
 			t.Fatalf("%v\nstdout: %s\nlog: %s", err, tail(filepath.Join(dir, "stdout.log"), 4096), p.Log())

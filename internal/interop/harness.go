@@ -187,27 +187,41 @@ type process struct {
 	err  error
 }
 
-// startProcess runs name args... in its own process group with stdout and
-// stderr going to logPath, as acct unless it is nil, and kills the whole
-// group when t ends.
-func startProcess(t testing.TB, logPath string, acct *account, env []string, name string, args ...string) *process {
+// sandbox returns the command line that runs argv as acct in a new PID
+// namespace (and, if resolvConf is set, a private mount namespace where
+// resolvConf is bind-mounted over /etc/resolv.conf). The namespace's init
+// is a root shell that outlives the server and carries unshare's
+// --kill-child death signal (setpriv's credential change would clear it on
+// the server itself): if the test binary dies without cleaning up, the
+// kernel kills unshare (Pdeathsig), then init, and so the whole namespace.
+func sandbox(acct account, resolvConf string, argv ...string) []string {
+	script := `setpriv --reuid="$U" --regid="$U" --init-groups -- "$@"; rc=$?; exit $rc`
+	args := []string{"unshare", "--pid", "--fork", "--kill-child"}
+	if resolvConf != "" {
+		script = `mount --bind "$R" /etc/resolv.conf || exit 1; ` + script
+		args = append(args, "--mount", "--propagation", "private")
+	}
+	return append(append(args, "--", "env", "U="+acct.name, "R="+resolvConf, "sh", "-c", script, "sh"), argv...)
+}
+
+// startProcess runs argv (the server called name) in its own process group
+// with stdout and stderr going to logPath, and kills the whole group when t
+// ends.
+func startProcess(t testing.TB, name, logPath string, env []string, argv ...string) *process {
 	t.Helper()
 	lf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(name, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if acct != nil {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(acct.uid), Gid: uint32(acct.gid)}
-	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
-		t.Fatalf("interop: start %s: %v", name, err)
+		t.Fatalf("interop: start %s: %v", argv[0], err)
 	}
-	p := &process{name: filepath.Base(name), cmd: cmd, log: lf, done: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, log: lf, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)

@@ -106,7 +106,8 @@ VirtualHost %[10]q
 		return err
 	}
 	// Only prosodyctl drops root by itself; prosody is started as its user.
-	p.proc = startProcess(t, filepath.Join(dir, "stdout.log"), &acct, []string{"HOME=" + dir}, "prosody", "--config", cfgFile, "-F")
+	p.proc = startProcess(t, "prosody", filepath.Join(dir, "stdout.log"), []string{"HOME=" + dir},
+		sandbox(acct, "", "prosody", "--config", cfgFile, "-F")...)
 	for _, port := range []string{"5222", "5269"} {
 		if err := waitPort(p.proc, ip+":"+port, 30*time.Second); err != nil {
 			t.Fatalf("%v\nstdout: %s\nlog: %s", err, tail(filepath.Join(dir, "stdout.log"), 4096), p.Log())

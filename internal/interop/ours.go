@@ -1,0 +1,196 @@
+//go:build interop
+
+package interop
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/dnsdisco"
+	"github.com/xmppfed/xmppfed/s2s"
+)
+
+// OurDomain and OurAddr are where the s2s.Server under test serves.
+const (
+	OurDomain = "xmppfed.test"
+	OurAddr   = "127.0.0.4:5269"
+)
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers, capped so a
+// chatty peer cannot exhaust memory.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+const syncBufferCap = 1 << 20
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := syncBufferCap - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Ours is an s2s.Server for OurDomain serving OurAddr (STARTTLS style), with
+// a Handler and Bounce that record what they get.
+type Ours struct {
+	Server *s2s.Server
+	// Log holds the server's slog output and its raw XML (DebugWriter).
+	Log, XML *syncBuffer
+
+	in      chan *s2s.Stanza
+	bounces chan string
+}
+
+// SettingsFor returns the settings our server uses toward a peer in mode:
+// SASL EXTERNAL required (XEP-0178) in External mode; no SASL, so dialback
+// (XEP-0220) over required TLS, in Dialback mode.
+func SettingsFor(mode Mode) s2s.Settings {
+	if mode == Dialback {
+		return s2s.Settings{TLS: s2s.Required, SASL: s2s.NotSupported}
+	}
+	return s2s.Settings{TLS: s2s.Required, SASL: s2s.Required}
+}
+
+// StartOurs starts our server federating with peerDomain in mode and shuts
+// it down (bounded) when t ends. Any other remote domain is refused.
+func StartOurs(t testing.TB, pki *PKI, peerDomain string, mode Mode) *Ours {
+	t.Helper()
+	o := &Ours{Log: new(syncBuffer), XML: new(syncBuffer), in: make(chan *s2s.Stanza, 64), bounces: make(chan string, 64)}
+	set := SettingsFor(mode)
+	o.Server = &s2s.Server{
+		Domains:   []string{OurDomain},
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pki.Leaf(t, OurDomain)}},
+		Verify:    certs.VerifyOptions{Roots: pki.RootCAs()},
+		Resolver:  &dnsdisco.Resolver{Servers: []string{DNSAddr}},
+		Settings: func(_ context.Context, remote string) (s2s.Settings, error) {
+			if remote != peerDomain {
+				return s2s.Settings{}, fmt.Errorf("interop: only %s federates in this test, not %q", peerDomain, remote)
+			}
+			return set, nil
+		},
+		Handler: s2s.HandlerFunc(func(_ context.Context, st *s2s.Stanza) error {
+			select {
+			case o.in <- st:
+			default:
+			}
+			return nil
+		}),
+		Bounce: func(_ context.Context, st *s2s.Stanza, e stanza.Error) {
+			select {
+			case o.bounces <- fmt.Sprintf("%s %s->%s: %v", st.Kind, st.From, st.To, e):
+			default:
+			}
+		},
+		Logger:      slog.New(slog.NewTextHandler(o.Log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		DebugWriter: o.XML,
+	}
+	l, err := net.Listen("tcp", OurAddr)
+	if err != nil {
+		t.Fatalf("interop: listen %s: %v", OurAddr, err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- o.Server.Serve(l) }()
+	t.Cleanup(func() { o.stop(t, served) })
+	return o
+}
+
+// stop shuts the server down gracefully, bounded: Shutdown gets 15 s (its
+// context), and is itself run aside so that a Shutdown that ignores its
+// context fails the test instead of hanging it.
+func (o *Ours) stop(t testing.TB, served <-chan error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- o.Server.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Errorf("interop: Shutdown: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("interop: s2s.Server.Shutdown still running 5 s past its context's deadline (leaking it)")
+		return
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, s2s.ErrServerClosed) {
+			t.Errorf("interop: Serve returned %v, want ErrServerClosed", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Errorf("interop: Serve did not return after Shutdown")
+	}
+}
+
+// SendMessage sends a chat message with body from from (one of ours) to to
+// through our server.
+func (o *Ours) SendMessage(ctx context.Context, from, to, body string) error {
+	raw := fmt.Sprintf(`<message xmlns='jabber:server' from='%s' to='%s' type='chat' id='interop-%s'><body>%s</body></message>`,
+		from, to, body, body)
+	st, err := s2s.ParseStanza([]byte(raw))
+	if err != nil {
+		return err
+	}
+	return o.Server.Send(ctx, st)
+}
+
+// Wait returns the first inbound stanza whose raw XML contains
+// <body>body</body>, or an error after timeout (naming any bounce seen).
+func (o *Ours) Wait(body string, timeout time.Duration) (*s2s.Stanza, error) {
+	want := "<body>" + body + "</body>"
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	var bounced []string
+	for {
+		select {
+		case st := <-o.in:
+			if strings.Contains(string(st.Raw()), want) {
+				return st, nil
+			}
+		case b := <-o.bounces:
+			bounced = append(bounced, b)
+		case <-deadline.C:
+			return nil, fmt.Errorf("interop: %s: no stanza with %s within %v (bounces: %q)", OurDomain, want, timeout, bounced)
+		}
+	}
+}
+
+// Bounces returns the bounces recorded so far without waiting.
+func (o *Ours) Bounces() []string {
+	var out []string
+	for range cap(o.bounces) {
+		select {
+		case b := <-o.bounces:
+			out = append(out, b)
+		default:
+			return out
+		}
+	}
+	return out
+}
+
+// Diag is everything useful when a test fails.
+func (o *Ours) Diag() string {
+	return "our log:\n" + o.Log.String() + "\nour XML:\n" + o.XML.String()
+}
