@@ -17,6 +17,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco/dnsdiscotest"
+	"github.com/xmppfed/xmppfed/internal/clock"
 	"github.com/xmppfed/xmppfed/s2s"
 )
 
@@ -439,4 +440,101 @@ func TestHandlerPanicAndBidiReply(t *testing.T) {
 	if strings.Contains(got, "e1") || !strings.Contains(got, "x3") {
 		t.Errorf("after an error stanza: %q", got)
 	}
+}
+
+// waitPending waits (bounded) until the fake clock has at least n timers.
+func waitPending(t testing.TB, c *clock.Fake, n int) {
+	t.Helper()
+	for range 15000 {
+		if c.Pending() >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("fewer than %d timers armed", n)
+}
+
+func fakeClockOpt(c *clock.Fake, lim s2s.Limits) func(*s2s.Server) {
+	return func(s *s2s.Server) {
+		s.Limits = lim
+		s2s.SetClock(s, c)
+	}
+}
+
+// TestKeepAliveAndIdleTimeout: after KeepAlive of send silence the server
+// writes whitespace (RFC 6120 §4.6.1); after IdleTimeout with nothing
+// received it ends the stream with connection-timeout. Fake clock.
+func TestKeepAliveAndIdleTimeout(t *testing.T) {
+	h := newHarness(t)
+	c := clock.NewFake(time.Unix(1e9, 0))
+	b := h.node("b.example", nodeOpt{mod: fakeClockOpt(c, s2s.Limits{KeepAlive: 30 * time.Second, IdleTimeout: 100 * time.Second, PingInterval: -1})})
+	p := h.rawPeer("evil.example", b)
+	waitPending(t, c, 1)
+	c.Advance(31 * time.Second)
+	if got := p.readUntil(" "); strings.TrimSpace(got) != "" {
+		t.Errorf("keepalive: got %q, want whitespace", got)
+	}
+	c.Advance(40 * time.Second) // 71 s: not idle yet, the next keepalive goes out
+	p.readUntil(" ")
+	c.Advance(40 * time.Second) // 111 s without receiving anything
+	got := p.readAll()
+	if !strings.Contains(got, "<connection-timeout ") || !strings.Contains(got, "</stream:stream>") {
+		t.Errorf("after idle timeout: %q", got)
+	}
+}
+
+// TestPing: after PingInterval of receive silence an XEP-0199 ping goes out
+// on a stream we send on; an answered ping keeps it, an unanswered one ends
+// it with connection-timeout. Fake clock.
+func TestPing(t *testing.T) {
+	h := newHarness(t)
+	c := clock.NewFake(time.Unix(1e9, 0))
+	b := h.node("b.example", nodeOpt{mod: fakeClockOpt(c, s2s.Limits{KeepAlive: -1, IdleTimeout: -1, PingInterval: 50 * time.Second})})
+	p := h.rawPeer("evil.example", b)
+	waitPending(t, c, 1)
+	c.Advance(51 * time.Second)
+	ping := p.readUntil("</iq>")
+	if !strings.Contains(ping, "urn:xmpp:ping") || !strings.Contains(ping, "to='evil.example'") {
+		t.Fatalf("ping: %q", ping)
+	}
+	i := strings.Index(ping, "id='")
+	id := ping[i+4 : i+4+strings.Index(ping[i+4:], "'")]
+	p.write("<iq type='result' from='evil.example' to='b.example' id='" + id + "'/>")
+	// The pong is consumed by the library, not handed to the Handler.
+	for range 100 {
+		if b.srv.Stats().Streams[0].StanzasIn == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Advance(51 * time.Second) // answered: a second ping, not an error
+	if got := p.readUntil("</iq>"); !strings.Contains(got, "urn:xmpp:ping") {
+		t.Fatalf("second ping: %q", got)
+	}
+	c.Advance(51 * time.Second) // unanswered
+	if got := p.readAll(); !strings.Contains(got, "<connection-timeout ") {
+		t.Errorf("after unanswered ping: %q", got)
+	}
+	select {
+	case st := <-b.got:
+		t.Errorf("handler got %s", st.Raw())
+	default:
+	}
+}
+
+// TestNegotiationTimeout: a peer that connects and says nothing is dropped
+// after Limits.NegotiationTimeout on the Server's clock.
+func TestNegotiationTimeout(t *testing.T) {
+	h := newHarness(t)
+	c := clock.NewFake(time.Unix(1e9, 0))
+	b := h.node("b.example", nodeOpt{mod: fakeClockOpt(c, s2s.Limits{NegotiationTimeout: 10 * time.Second})})
+	conn, err := net.Dial("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitPending(t, c, 1)
+	c.Advance(11 * time.Second)
+	p := &rawPeer{t: t, conn: conn}
+	p.readAll() // returns only once the server closed the connection
 }

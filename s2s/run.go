@@ -59,7 +59,9 @@ type runState struct {
 	pingSent  time.Time // when pingID was sent
 	bytesIn   int64     // reader byte count at the last timer check
 	lastSend  time.Time // last write (stanza, control XML or whitespace)
-	lastRecv  time.Time // last element or bytes received
+	lastRecv  time.Time // last element or bytes received (ping liveness)
+	lastData  time.Time // last element received or queued XML written (idle)
+	bytesElem int64     // reader byte count after the last element
 	timer     clock.Timer
 	auth      AuthMethod // how the first pair was authenticated
 	sigc      chan struct{}
@@ -81,7 +83,7 @@ func (s *Server) newRunState(st *stream) *runState {
 	now := s.clock.Now()
 	st.rt = &runState{
 		ctx: ctx, cancel: cancel,
-		lastSend: now, lastRecv: now,
+		lastSend: now, lastRecv: now, lastData: now,
 		sigc:      make(chan struct{}, 1),
 		writerEnd: make(chan struct{}),
 		done:      make(chan struct{}),
@@ -171,7 +173,7 @@ func (s *Server) writeLoop(st *stream) {
 			st.rt.out.Add(uint64(sent))
 			now := s.clock.Now()
 			rt.mu.Lock()
-			rt.lastSend = now
+			rt.lastSend, rt.lastData = now, now
 			clear(batch)
 			rt.spare = batch[:0]
 			rt.mu.Unlock()
@@ -238,6 +240,9 @@ func (s *Server) runStream(st *stream) error {
 	if st.neg != nil && st.neg.auth != AuthNone {
 		rt.auth = st.neg.auth
 	}
+	rt.mu.Lock()
+	rt.bytesIn = st.r.LastActivity() // negotiation bytes are not traffic
+	rt.mu.Unlock()
 	s.logNegotiated(st)
 	s.run.wg.Go(func() { s.writeLoop(st) })
 	if smOffered(st) {
@@ -276,8 +281,9 @@ func (s *Server) readLoop(st *stream) error {
 			return err
 		}
 		now := s.clock.Now()
+		n := st.r.LastActivity()
 		rt.mu.Lock()
-		rt.lastRecv = now
+		rt.lastRecv, rt.lastData, rt.bytesElem = now, now, n
 		rt.mu.Unlock()
 		if el.Name.Space == nsServer {
 			switch el.Name.Local {
@@ -568,7 +574,7 @@ func (s *Server) nextTick(st *stream) time.Duration {
 		}
 	}
 	rt.mu.Lock()
-	at(maxTime(rt.lastRecv, rt.lastSend), lim.IdleTimeout)
+	at(rt.lastData, lim.IdleTimeout)
 	at(rt.lastSend, lim.KeepAlive)
 	if rt.pingID != "" {
 		at(rt.pingSent, lim.PingInterval)
@@ -608,12 +614,16 @@ func (s *Server) tick(st *stream) {
 		// Bytes arrived (whitespace keepalives included) since the last
 		// check: the peer is alive.
 		rt.bytesIn = n
-		rt.lastRecv = maxTime(rt.lastRecv, now)
-		if rt.pingID != "" {
-			rt.pingID = ""
+		if n != rt.bytesElem {
+			// Whitespace came after the last element (elements set
+			// lastRecv themselves): it arrived since the last check.
+			rt.lastRecv = now
 		}
+		rt.pingID = ""
 	}
-	idle := lim.IdleTimeout > 0 && now.Sub(maxTime(rt.lastRecv, rt.lastSend)) >= lim.IdleTimeout
+	// Idle means no XML exchanged: whitespace keepalives in either
+	// direction keep the connection up but do not make it used.
+	idle := lim.IdleTimeout > 0 && now.Sub(rt.lastData) >= lim.IdleTimeout
 	pingLost := rt.pingID != "" && lim.PingInterval > 0 && now.Sub(rt.pingSent) >= lim.PingInterval
 	var ping, ka bool
 	if !idle && !pingLost {
