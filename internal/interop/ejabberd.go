@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 	"time"
@@ -111,7 +112,24 @@ modules:
 		return append([]string{"--reuid=" + acct.name, "--regid=" + acct.name, "--init-groups",
 			"ejabberdctl", "--config-dir", dir}, args...)
 	}
-	p := &Peer{Kind: "ejabberd", Domain: domain, IP: ip, Mode: mode, Dir: dir, LogF: filepath.Join(logDir, "ejabberd.log")}
+	// Its console (stdout) log is complete at once; logs/ejabberd.log lags.
+	p := &Peer{Kind: "ejabberd", Domain: domain, IP: ip, Mode: mode, Dir: dir, LogF: filepath.Join(dir, "stdout.log")}
+	// ejabberd logs one line per authenticated s2s direction.
+	method := map[Mode]string{External: "EXTERNAL", Dialback: "dialback"}
+	p.evidence = func(m Mode, ours string) (want, reject []string) {
+		for md, name := range method {
+			lines := []string{
+				regexp.QuoteMeta("Accepted outbound s2s " + name + " authentication " + domain + " -> " + ours),
+				regexp.QuoteMeta("Accepted inbound s2s " + name + " authentication " + ours + " -> " + domain),
+			}
+			if md == m {
+				want = append(want, lines...)
+			} else {
+				reject = append(reject, lines...)
+			}
+		}
+		return want, reject
+	}
 	p.register = func(ctx context.Context, user, pass string) error {
 		_, err := run(ctx, 60*time.Second, env, "setpriv", ctl("register", user, domain, pass)...)
 		return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,42 @@ type Peer struct {
 
 	proc     *process
 	register func(ctx context.Context, user, pass string) error
+	// evidence returns regular expressions that the peer's log must
+	// (want) and must not (reject) match once it has authenticated
+	// streams with the domain ours in both directions in mode m.
+	evidence func(m Mode, ours string) (want, reject []string)
+}
+
+// CheckAuthLog confirms from the peer's own log that it authenticated its
+// streams with ours in both directions by the method of p.Mode and not by
+// the other one. It polls the log (bounded, 10 s) since servers write their
+// logs asynchronously.
+func (p *Peer) CheckAuthLog(ours string) error {
+	wantS, rejectS := p.evidence(p.Mode, ours)
+	want := make([]*regexp.Regexp, len(wantS))
+	for i, w := range wantS {
+		want[i] = regexp.MustCompile(w)
+	}
+	var missing []string
+	for range 100 {
+		log := tail(p.LogF, 4<<20)
+		missing = missing[:0]
+		for _, re := range want {
+			if !re.MatchString(log) {
+				missing = append(missing, re.String())
+			}
+		}
+		if len(missing) == 0 {
+			for _, r := range rejectS {
+				if loc := regexp.MustCompile(r).FindString(log); loc != "" {
+					return fmt.Errorf("interop: %s log shows the wrong auth method for %s (mode %s): %q", p.Kind, ours, p.Mode, loc)
+				}
+			}
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("interop: %s log lacks evidence of %s auth with %s: %q", p.Kind, p.Mode, ours, missing)
 }
 
 // C2SAddr is the peer's client-to-server address.
@@ -101,6 +138,23 @@ VirtualHost %[10]q
 	cfgFile := writeFile(t, acct, dir, "prosody.cfg.lua", cfg)
 
 	p := &Peer{Kind: "prosody", Domain: domain, IP: ip, Mode: mode, Dir: dir, LogF: logFile}
+	// Prosody's debug log shows SASL EXTERNAL outcomes, and the dialback
+	// verdicts (attribute order varies between runs).
+	p.evidence = func(m Mode, ours string) (want, reject []string) {
+		q := regexp.QuoteMeta(ours)
+		external := []string{
+			"SASL EXTERNAL with " + q + " succeeded",     // outbound
+			"Accepting SASL EXTERNAL identity from " + q, // inbound
+		}
+		dialback := []string{
+			`Received\[s2sout_unauthed\]: <result [^>]*from='` + q + `'[^>]*type='valid'|Received\[s2sout_unauthed\]: <result [^>]*type='valid'[^>]*from='` + q + `'`,
+			`Sending\[s2sin\]: <db:result [^>]*to='` + q + `'[^>]*type='valid'|Sending\[s2sin\]: <db:result [^>]*type='valid'[^>]*to='` + q + `'`,
+		}
+		if m == Dialback {
+			return dialback, external
+		}
+		return external, dialback
+	}
 	p.register = func(ctx context.Context, user, pass string) error {
 		_, err := run(ctx, 30*time.Second, nil, "prosodyctl", "--config", cfgFile, "register", user, domain, pass)
 		return err

@@ -46,7 +46,9 @@ func wantAuth(mode Mode) s2s.AuthMethod {
 //	    the peer user's c2s session;
 //	(c) Stats shows an inbound stream carrying peer->xmppfed.test and an
 //	    outbound one carrying xmppfed.test->peer, all authenticated with the
-//	    method the mode implies, over TLS.
+//	    method the mode implies, over TLS;
+//	(d) the peer's own log shows it authenticated both directions by that
+//	    method and not by the other.
 func testPeer(t *testing.T, start func(testing.TB, *PKI, Mode) *Peer, mode Mode) {
 	pki := NewPKI(t)
 	StartDNS(t, Hosts())
@@ -113,6 +115,10 @@ func testPeer(t *testing.T, start func(testing.TB, *PKI, Mode) *Peer, mode Mode)
 	if !inOK || !outOK {
 		fail("Stats: inbound pair %s->%s present: %v, outbound pair %s->%s present: %v",
 			peer.Domain, OurDomain, inOK, OurDomain, peer.Domain, outOK)
+	}
+	// (d) the peer agrees: its own log names the same method, both ways.
+	if err := peer.CheckAuthLog(OurDomain); err != nil {
+		fail("%v", err)
 	}
 	if b := ours.Bounces(); len(b) > 0 {
 		fail("unexpected bounces: %q", b)
