@@ -34,31 +34,36 @@ type Peer struct {
 // the other one. It polls the log (bounded, 10 s) since servers write their
 // logs asynchronously.
 func (p *Peer) CheckAuthLog(ours string) error {
-	wantS, rejectS := p.evidence(p.Mode, ours)
-	want := make([]*regexp.Regexp, len(wantS))
-	for i, w := range wantS {
-		want[i] = regexp.MustCompile(w)
-	}
+	want, reject := p.evidence(p.Mode, ours)
 	var missing []string
 	for range 100 {
-		log := tail(p.LogF, 4<<20)
-		missing = missing[:0]
-		for _, re := range want {
-			if !re.MatchString(log) {
-				missing = append(missing, re.String())
-			}
+		var wrong string
+		missing, wrong = matchEvidence(tail(p.LogF, 4<<20), want, reject)
+		if wrong != "" {
+			return fmt.Errorf("interop: %s log shows the wrong auth method for %s (mode %s): %q", p.Kind, ours, p.Mode, wrong)
 		}
 		if len(missing) == 0 {
-			for _, r := range rejectS {
-				if loc := regexp.MustCompile(r).FindString(log); loc != "" {
-					return fmt.Errorf("interop: %s log shows the wrong auth method for %s (mode %s): %q", p.Kind, ours, p.Mode, loc)
-				}
-			}
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("interop: %s log lacks evidence of %s auth with %s: %q", p.Kind, p.Mode, ours, missing)
+}
+
+// matchEvidence returns the want patterns that log does not match, and the
+// first text that a reject pattern matches ("" if none).
+func matchEvidence(log string, want, reject []string) (missing []string, wrong string) {
+	for _, w := range want {
+		if !regexp.MustCompile(w).MatchString(log) {
+			missing = append(missing, w)
+		}
+	}
+	for _, r := range reject {
+		if m := regexp.MustCompile(r).FindString(log); m != "" {
+			return missing, m
+		}
+	}
+	return missing, ""
 }
 
 // C2SAddr is the peer's client-to-server address.
@@ -79,9 +84,27 @@ func (p *Peer) Register(t testing.TB, pass string, users ...string) {
 // Log returns the end of the peer's log, for failure messages.
 func (p *Peer) Log() string { return tail(p.LogF, 16<<10) }
 
-// luaString quotes s as a Lua string literal.
+// luaString quotes s as a Lua string literal: backslash and double quote
+// are escaped, and every control byte becomes a three-digit decimal escape
+// (Lua 5.4 manual §3.1), so no path can end the literal or the line.
 func luaString(s string) string {
-	return "\"" + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + "\""
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case c == '\\' || c == '"':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c == 0x7f:
+			fmt.Fprintf(&b, "\\%03d", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // StartProsody starts Prosody for prosody.test on 127.0.0.2 (c2s 5222, s2s
@@ -138,23 +161,7 @@ VirtualHost %[10]q
 	cfgFile := writeFile(t, acct, dir, "prosody.cfg.lua", cfg)
 
 	p := &Peer{Kind: "prosody", Domain: domain, IP: ip, Mode: mode, Dir: dir, LogF: logFile}
-	// Prosody's debug log shows SASL EXTERNAL outcomes, and the dialback
-	// verdicts (attribute order varies between runs).
-	p.evidence = func(m Mode, ours string) (want, reject []string) {
-		q := regexp.QuoteMeta(ours)
-		external := []string{
-			"SASL EXTERNAL with " + q + " succeeded",     // outbound
-			"Accepting SASL EXTERNAL identity from " + q, // inbound
-		}
-		dialback := []string{
-			`Received\[s2sout_unauthed\]: <result [^>]*from='` + q + `'[^>]*type='valid'|Received\[s2sout_unauthed\]: <result [^>]*type='valid'[^>]*from='` + q + `'`,
-			`Sending\[s2sin\]: <db:result [^>]*to='` + q + `'[^>]*type='valid'|Sending\[s2sin\]: <db:result [^>]*type='valid'[^>]*to='` + q + `'`,
-		}
-		if m == Dialback {
-			return dialback, external
-		}
-		return external, dialback
-	}
+	p.evidence = prosodyEvidence
 	p.register = func(ctx context.Context, user, pass string) error {
 		_, err := run(ctx, 30*time.Second, nil, "prosodyctl", "--config", cfgFile, "register", user, domain, pass)
 		return err
@@ -168,4 +175,25 @@ VirtualHost %[10]q
 		}
 	}
 	return p
+}
+
+// prosodyEvidence is Peer.evidence for Prosody 0.12's debug log: SASL
+// EXTERNAL outcomes both ways, or the dialback verdicts both ways (the
+// attribute order of logged elements varies between runs).
+func prosodyEvidence(m Mode, ours string) (want, reject []string) {
+	q := regexp.QuoteMeta(ours)
+	external := []string{
+		"SASL EXTERNAL with " + q + " succeeded",     // outbound
+		"Accepting SASL EXTERNAL identity from " + q, // inbound
+	}
+	dialback := []string{
+		// outbound: the peer's db:result answer from us is valid
+		`Received\[s2sout_unauthed\]: <result [^>]*from='` + q + `'[^>]*type='valid'|Received\[s2sout_unauthed\]: <result [^>]*type='valid'[^>]*from='` + q + `'`,
+		// inbound: the peer tells us our db:result is valid
+		`Sending\[s2sin\]: <db:result [^>]*to='` + q + `'[^>]*type='valid'|Sending\[s2sin\]: <db:result [^>]*type='valid'[^>]*to='` + q + `'`,
+	}
+	if m == Dialback {
+		return dialback, external
+	}
+	return external, dialback
 }
