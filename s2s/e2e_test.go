@@ -16,6 +16,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/dnsdisco"
 	"github.com/xmppfed/xmppfed/dnsdisco/dnsdiscotest"
 	"github.com/xmppfed/xmppfed/internal/clock"
 	"github.com/xmppfed/xmppfed/s2s"
@@ -537,4 +538,219 @@ func TestNegotiationTimeout(t *testing.T) {
 	c.Advance(11 * time.Second)
 	p := &rawPeer{t: t, conn: conn}
 	p.readAll() // returns only once the server closed the connection
+}
+
+func TestBounceDNSNoService(t *testing.T) {
+	h := newHarness(t)
+	a := h.node("a.example", nodeOpt{})
+	h.dns.AddSRV("_xmpp-server._tcp", "dead.example", ".", 0, 0, 0)
+	h.dns.AddSRV("_xmpps-server._tcp", "dead.example", ".", 0, 0, 0)
+	if err := a.srv.Send(context.Background(), msg(t, "u@a.example", "v@dead.example", "x")); err != nil {
+		t.Fatal(err)
+	}
+	bo := recv(t, a.bounced, "bounce")
+	if bo.err.Condition != stanza.RemoteServerNotFound || !strings.Contains(bo.err.Text[""], "dead.example") {
+		t.Errorf("bounce = %v %q, want remote-server-not-found naming the domain", bo.err.Condition, bo.err.Text[""])
+	}
+	if bo.st.To.String() != "v@dead.example" {
+		t.Errorf("bounced stanza to %s", bo.st.To)
+	}
+}
+
+func TestBounceDNSTimeout(t *testing.T) {
+	h := newHarness(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0") // a DNS server that never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	a := h.node("a.example", nodeOpt{mod: func(s *s2s.Server) {
+		s.Resolver = &dnsdisco.Resolver{Servers: []string{pc.LocalAddr().String()}, Timeout: 50 * time.Millisecond, Attempts: 1, HostsFile: h.dns.HostsFile()}
+	}})
+	if err := a.srv.Send(context.Background(), msg(t, "u@a.example", "v@far.example", "x")); err != nil {
+		t.Fatal(err)
+	}
+	bo := recv(t, a.bounced, "bounce")
+	if bo.err.Condition != stanza.RemoteServerTimeout || !strings.Contains(bo.err.Text[""], "far.example") || !strings.Contains(bo.err.Text[""], "timeout") {
+		t.Errorf("bounce = %v %q, want remote-server-timeout saying why", bo.err.Condition, bo.err.Text[""])
+	}
+}
+
+// TestQueueOverflowAndClose: while a stream is being opened to a server
+// that never answers, the pair's queue is bounded; Close bounces what is
+// queued, except error stanzas.
+func TestQueueOverflowAndClose(t *testing.T) {
+	h := newHarness(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+	}()
+	h.dns.AddSRV("_xmpp-server._tcp", "slow.example", "xmpp.slow.example", uint16(l.Addr().(*net.TCPAddr).Port), 0, 0)
+	h.dns.AddHost("xmpp.slow.example", netip.MustParseAddr("127.0.0.1"))
+	a := h.node("a.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.QueueSize = 2 }})
+	ctx := context.Background()
+	errSt, err := s2s.ParseStanza([]byte("<message from='u@a.example' to='v@slow.example' type='error' id='e'/>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.srv.Send(ctx, msg(t, "u@a.example", "v@slow.example", "1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.srv.Send(ctx, errSt); err != nil {
+		t.Fatal(err)
+	}
+	err = a.srv.Send(ctx, msg(t, "u@a.example", "v@slow.example", "3"))
+	if se := (stanza.Error{}); !errors.As(err, &se) || se.Condition != stanza.ResourceConstraint {
+		t.Fatalf("third Send = %v, want resource-constraint", err)
+	}
+	if q := a.srv.Stats().Queued; q != 2 {
+		t.Errorf("Stats().Queued = %d, want 2", q)
+	}
+	_ = a.srv.Close()
+	bo := recv(t, a.bounced, "bounce")
+	if !strings.Contains(string(bo.st.Raw()), "<body>1</body>") {
+		t.Errorf("bounced %s", bo.st.Raw())
+	}
+	select {
+	case bo := <-a.bounced:
+		t.Errorf("second bounce %s: error stanzas must not be bounced", bo.st.Raw())
+	default:
+	}
+	if err := a.srv.Send(ctx, msg(t, "u@a.example", "v@slow.example", "4")); !errors.Is(err, s2s.ErrServerClosed) {
+		t.Errorf("Send after Close = %v", err)
+	}
+}
+
+func TestSendAddressing(t *testing.T) {
+	h := newHarness(t)
+	a := h.node("a.example", nodeOpt{})
+	ctx := context.Background()
+	for _, st := range []*s2s.Stanza{nil, msg(t, "u@x.example", "v@b.example", "x"), msg(t, "u@a.example", "v@a.example", "x")} {
+		if err := a.srv.Send(ctx, st); err == nil {
+			t.Errorf("Send(%v) succeeded", st)
+		}
+	}
+	refuse := h.node("r.example", nodeOpt{mod: func(s *s2s.Server) {
+		s.Settings = func(context.Context, string) (s2s.Settings, error) { return s2s.Settings{}, errors.New("not a partner") }
+	}})
+	err := refuse.srv.Send(ctx, msg(t, "u@r.example", "v@b.example", "x"))
+	if se := (stanza.Error{}); !errors.As(err, &se) || se.Condition != stanza.ServiceUnavailable || !strings.Contains(se.Text[""], "not a partner") {
+		t.Errorf("Send refused by Settings = %v", err)
+	}
+}
+
+func TestDirectTLS(t *testing.T) {
+	h := newHarness(t)
+	a := h.node("a.example", nodeOpt{})
+	b := h.node("b.example", nodeOpt{directTLS: true})
+	if err := a.srv.Send(context.Background(), msg(t, "u@a.example", "v@b.example", "x")); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, b.got, "message")
+	st := a.srv.Stats().Streams
+	if len(st) != 1 || st[0].TLSVersion != "TLS 1.3" || st[0].Auth != s2s.AuthSASLExternal {
+		t.Errorf("streams = %+v", st)
+	}
+}
+
+// TestPiggybackAndBidi: a second local domain to the same remote shares
+// the stream (SASL EXTERNAL when the certificate covers it, dialback
+// piggybacking otherwise), and the remote's own stanzas come back over the
+// same bidi connection.
+func TestPiggybackAndBidi(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  s2s.Settings
+		auth s2s.AuthMethod
+	}{
+		{"external", s2s.Settings{}, s2s.AuthSASLExternal},
+		{"dialback", s2s.Settings{SASL: s2s.NotSupported}, s2s.AuthDialback},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			a := h.node("a.example", nodeOpt{domains: []string{"a2.example"}, set: tc.set})
+			b := h.node("b.example", nodeOpt{set: tc.set})
+			ctx := context.Background()
+			for _, from := range []string{"u@a.example", "u@a2.example"} {
+				if err := a.srv.Send(ctx, msg(t, from, "v@b.example", "x")); err != nil {
+					t.Fatal(err)
+				}
+				if got := recv(t, b.got, "message"); got.From.String() != from {
+					t.Errorf("from %s, want %s", got.From, from)
+				}
+			}
+			// b answers over the same connection (XEP-0288 bidi).
+			if err := b.srv.Send(ctx, msg(t, "v@b.example", "u@a.example", "back")); err != nil {
+				t.Fatal(err)
+			}
+			if got := recv(t, a.got, "message"); got.From.String() != "v@b.example" {
+				t.Errorf("from %s", got.From)
+			}
+			sa, sb := a.srv.Stats().Streams, b.srv.Stats().Streams
+			if len(sa) != 1 || len(sb) != 1 {
+				t.Fatalf("streams: a %+v, b %+v; want one connection", sa, sb)
+			}
+			if !sa[0].Bidi || len(sa[0].SendPairs) != 2 || sa[0].Auth != tc.auth || len(sb[0].SendPairs) < 1 || sb[0].StanzasOut != 1 {
+				t.Errorf("a's stream %+v, b's %+v", sa[0], sb[0])
+			}
+		})
+	}
+}
+
+// TestShutdownDelivers: Shutdown right after Send still delivers the
+// stanza, closes the streams both ways and leaves no goroutine.
+func TestShutdownDelivers(t *testing.T) {
+	h := newHarness(t)
+	a := h.node("a.example", nodeOpt{})
+	b := h.node("b.example", nodeOpt{})
+	if err := a.srv.Send(context.Background(), msg(t, "u@a.example", "v@b.example", "x")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hang)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	recv(t, b.got, "message")
+	if n := len(a.srv.Stats().Streams); n != 0 {
+		t.Errorf("%d streams after Shutdown", n)
+	}
+	for range 1000 {
+		if len(b.srv.Stats().Streams) == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Errorf("b still has streams: %+v", b.srv.Stats().Streams)
+}
+
+func TestMaxStreamsPerDomain(t *testing.T) {
+	h := newHarness(t)
+	b := h.node("b.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.MaxStreamsPerDomain = 1 }})
+	h.rawPeer("evil.example", b)
+	p := h.rawPeer("evil.example", b)
+	if got := p.readAll(); !strings.Contains(got, "<resource-constraint ") {
+		t.Errorf("second stream: %q, want resource-constraint", got)
+	}
 }

@@ -196,7 +196,9 @@ func (s *Server) register(st *stream) error {
 	if rt.registered {
 		return nil
 	}
-	if r.closed {
+	// During Shutdown, outbound streams still open to deliver what is
+	// queued; inbound ones are refused.
+	if r.closed && (st.dir != Outbound || r.ctx.Err() != nil) {
 		return ErrServerClosed
 	}
 	if len(r.streams) >= s.limits.MaxStreams {
