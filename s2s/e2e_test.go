@@ -652,7 +652,9 @@ func TestSendAddressing(t *testing.T) {
 		}
 	}
 	refuse := h.node("r.example", nodeOpt{mod: func(s *s2s.Server) {
-		s.Settings = func(context.Context, string) (s2s.Settings, error) { return s2s.Settings{}, errors.New("not a partner") }
+		s.Settings = func(context.Context, string) (s2s.Settings, error) {
+			return s2s.Settings{}, errors.New("not a partner")
+		}
 	}})
 	err := refuse.srv.Send(ctx, msg(t, "u@r.example", "v@b.example", "x"))
 	if se := (stanza.Error{}); !errors.As(err, &se) || se.Condition != stanza.ServiceUnavailable || !strings.Contains(se.Text[""], "not a partner") {
