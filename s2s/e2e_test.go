@@ -710,6 +710,12 @@ func TestPiggybackAndBidi(t *testing.T) {
 				t.Errorf("from %s", got.From)
 			}
 			sa, sb := a.srv.Stats().Streams, b.srv.Stats().Streams
+			for i := 0; i < 1000 && len(sb) == 1 && sb[0].StanzasOut == 0; i++ {
+				// The writer counts a stanza after its flush, which may
+				// be after the peer handled it.
+				time.Sleep(time.Millisecond)
+				sb = b.srv.Stats().Streams
+			}
 			if len(sa) != 1 || len(sb) != 1 {
 				t.Fatalf("streams: a %+v, b %+v; want one connection", sa, sb)
 			}

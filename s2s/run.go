@@ -585,13 +585,6 @@ func (s *Server) nextTick(st *stream) time.Duration {
 	return max(next, time.Millisecond)
 }
 
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
 // canPing reports whether we may send stanzas on st (outbound or bidi).
 func (st *stream) canPing() bool {
 	st.mu.Lock()
