@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,7 @@ type Client struct {
 	served   chan struct{}
 	closeMu  sync.Once
 	serveErr error
+	dropped  atomic.Int64
 }
 
 // Login connects to addr, negotiates STARTTLS (trusting roots, RFC 6120
@@ -63,7 +65,7 @@ func Login(t testing.TB, addr string, roots *x509.CertPool, user, pass string) *
 		conn.Close()
 		t.Fatalf("interop: c2s login %s at %s: %v", user, addr, err)
 	}
-	c := &Client{JID: sess.LocalAddr(), sess: sess, msgs: make(chan Message, 64), served: make(chan struct{})}
+	c := &Client{JID: sess.LocalAddr(), sess: sess, msgs: make(chan Message, 4096), served: make(chan struct{})}
 	go c.serve()
 	t.Cleanup(c.Close)
 	if err := sess.Send(ctx, stanza.Presence{Type: stanza.AvailablePresence}.Wrap(nil)); err != nil {
@@ -87,7 +89,8 @@ func (c *Client) serve() {
 		}
 		select {
 		case c.msgs <- m:
-		default: // a test reads few messages; never block the session
+		default: // never block the session; counted so tests can tell
+			c.dropped.Add(1)
 		}
 		return nil
 	}))
@@ -123,6 +126,48 @@ func (c *Client) Wait(body string, timeout time.Duration) (Message, error) {
 		}
 	}
 }
+
+// WaitAll waits until a message has arrived for every body in bodies and
+// returns the bodies still missing after timeout, and whether the bodies
+// that did arrive came in the order given.
+func (c *Client) WaitAll(bodies []string, timeout time.Duration) (missing []string, inOrder bool) {
+	pos := make(map[string]int, len(bodies))
+	for i, b := range bodies {
+		pos[b] = i
+	}
+	seen := make(map[string]bool, len(bodies))
+	inOrder, last := true, -1
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for len(seen) < len(bodies) {
+		select {
+		case m := <-c.msgs:
+			if i, ok := pos[m.Body]; ok && !seen[m.Body] {
+				seen[m.Body] = true
+				inOrder = inOrder && i > last
+				last = i
+			}
+		case <-deadline.C:
+			for _, b := range bodies {
+				if !seen[b] {
+					missing = append(missing, b)
+				}
+			}
+			return missing, inOrder
+		case <-c.served:
+			for _, b := range bodies {
+				if !seen[b] {
+					missing = append(missing, b)
+				}
+			}
+			return missing, inOrder
+		}
+	}
+	return nil, inOrder
+}
+
+// Dropped is how many messages the client had no room to record.
+func (c *Client) Dropped() int64 { return c.dropped.Load() }
 
 // Close ends the session and its connection and waits (bounded) for the
 // reader to stop.

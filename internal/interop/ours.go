@@ -12,6 +12,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +62,7 @@ type Ours struct {
 
 	in      chan *s2s.Stanza
 	bounces chan string
+	dropped atomic.Int64 // stanzas the Handler could not record (in full)
 }
 
 // SettingsFor returns the settings our server uses toward a peer in mode:
@@ -77,7 +79,7 @@ func SettingsFor(mode Mode) s2s.Settings {
 // it down (bounded) when t ends. Any other remote domain is refused.
 func StartOurs(t testing.TB, pki *PKI, peerDomain string, mode Mode) *Ours {
 	t.Helper()
-	o := &Ours{Log: new(syncBuffer), XML: new(syncBuffer), in: make(chan *s2s.Stanza, 64), bounces: make(chan string, 64)}
+	o := &Ours{Log: new(syncBuffer), XML: new(syncBuffer), in: make(chan *s2s.Stanza, 4096), bounces: make(chan string, 64)}
 	set := SettingsFor(mode)
 	o.Server = &s2s.Server{
 		Domains:   []string{OurDomain},
@@ -94,6 +96,7 @@ func StartOurs(t testing.TB, pki *PKI, peerDomain string, mode Mode) *Ours {
 			select {
 			case o.in <- st:
 			default:
+				o.dropped.Add(1)
 			}
 			return nil
 		}),
@@ -175,6 +178,41 @@ func (o *Ours) Wait(body string, timeout time.Duration) (*s2s.Stanza, error) {
 		}
 	}
 }
+
+// WaitAll waits until an inbound stanza with <body>b</body> has arrived for
+// every b in bodies, and returns the bodies still missing after timeout.
+func (o *Ours) WaitAll(bodies []string, timeout time.Duration) []string {
+	missing := make(map[string]bool, len(bodies))
+	for _, b := range bodies {
+		missing["<body>"+b+"</body>"] = true
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for len(missing) > 0 {
+		select {
+		case st := <-o.in:
+			raw := string(st.Raw())
+			if i := strings.Index(raw, "<body>"); i >= 0 {
+				if j := strings.Index(raw[i:], "</body>"); j >= 0 {
+					delete(missing, raw[i:i+j+len("</body>")])
+				}
+			}
+		case <-deadline.C:
+			var out []string
+			for _, b := range bodies {
+				if missing["<body>"+b+"</body>"] {
+					out = append(out, b)
+				}
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+// Dropped is how many inbound stanzas the recording Handler had no room
+// for (a harness limit, not a server fault).
+func (o *Ours) Dropped() int64 { return o.dropped.Load() }
 
 // Bounces returns the bounces recorded so far without waiting.
 func (o *Ours) Bounces() []string {
