@@ -34,6 +34,13 @@
 // bind-mounted over /etc/resolv.conf, and the machine's file is never
 // touched. glibc cannot use a port other than 53, hence the fixed address.
 //
-// Every server runs in its own process group, which is killed when its
-// test ends; temporary directories are removed. Timeouts bound every wait.
+// Every server runs in its own process group and PID namespace, which is
+// killed when its test ends (and by the kernel if the test binary dies);
+// temporary directories are removed. Timeouts bound every wait.
+//
+// Environment: CI set turns a missing prerequisite (not root, a server not
+// installed) from a skip into a failure; XMPPFED_INTEROP_KEEP=1 keeps the
+// servers' directories (configs, logs) for inspection;
+// XMPPFED_INTEROP_STACKS=1 makes BenchmarkInteropProsodyRoundTrip dump all
+// goroutines when a message goes missing.
 package interop
