@@ -98,4 +98,3 @@ func (s *Server) connect(ctx context.Context, local, remote string, v *verifyReq
 	}
 	return nil, best
 }
-

@@ -219,14 +219,26 @@ func (st *stream) answerVerify(f dbFields) error {
 func (st *stream) write(b []byte) error { return st.w.WriteRaw(b) }
 
 // dialbackRequest handles the peer's db:result request to authenticate
-// (from -> to) on this stream, as the Receiving Server (XEP-0220 §2.1.2):
-// typed errors for what we refuse (they do not end the stream, §2.4), the
-// XEP-0344 shortcut when the peer's certificate verifies for from, else a
-// db:verify round trip to the Authoritative Server on its own connection,
-// in its own goroutine.
+// (from -> to) on an established stream, as the Receiving Server (XEP-0220
+// §2.1.2): the verification runs in its own goroutine tracked by st.
 func (st *stream) dialbackRequest(ctx context.Context, f dbFields) error {
+	return st.dialbackReq(ctx, f, false)
+}
+
+// dialbackRequestSync is dialbackRequest during negotiation: the
+// verification runs inline.
+func (st *stream) dialbackRequestSync(ctx context.Context, f dbFields) error {
+	return st.dialbackReq(ctx, f, true)
+}
+
+// dialbackReq answers what we refuse with typed errors (they do not end
+// the stream, XEP-0220 §2.4), takes the XEP-0344 shortcut when the peer's
+// certificate verifies for the claimed domain, else runs a db:verify round
+// trip to the Authoritative Server on its own connection.
+func (st *stream) dialbackReq(ctx context.Context, f dbFields, sync bool) error {
 	s := st.srv
 	errAnswer := func(cond stanza.Condition) error {
+		s.log.Info("s2s: dialback request refused", "from", f.from, "to", f.to, "cond", cond)
 		return st.write(dbElement("result", f.to, f.from, "", "error", "", cond))
 	}
 	remote, err := domainAttr("from", f.from)
@@ -266,6 +278,10 @@ func (st *stream) dialbackRequest(ctx context.Context, f dbFields) error {
 			return st.dialbackResult(p, true, nil)
 		}
 	}
+	if sync {
+		ok, err := s.verifyKey(ctx, local, remote, st.id, f.key)
+		return st.dialbackResult(p, ok, err)
+	}
 	n := st.neg
 	n.mu.Lock()
 	if n.closed || n.verifying[p] {
@@ -278,11 +294,16 @@ func (st *stream) dialbackRequest(ctx context.Context, f dbFields) error {
 	n.verifying[p] = true
 	n.wg.Add(1)
 	n.mu.Unlock()
+	id := st.id
 	go func() {
 		defer n.wg.Done()
-		vctx, cancel := context.WithTimeout(n.ctx, s.limits.NegotiationTimeout)
-		defer cancel()
-		ok, err := s.verifyKey(vctx, local, remote, st.id, f.key)
+		vctx := n.ctx
+		if s.limits.NegotiationTimeout > 0 {
+			var cancel context.CancelFunc
+			vctx, cancel = context.WithTimeout(n.ctx, s.limits.NegotiationTimeout)
+			defer cancel()
+		}
+		ok, err := s.verifyKey(vctx, local, remote, id, f.key)
 		n.mu.Lock()
 		delete(n.verifying, p)
 		n.mu.Unlock()
@@ -305,12 +326,9 @@ func (st *stream) dialbackResult(p pair, valid bool, err error) error {
 		st.srv.log.Warn("s2s: dialback key invalid", "local", p.local, "remote", p.remote)
 		return st.write(dbElement("result", p.local, p.remote, "", "invalid", "", ""))
 	}
+	// With bidi the reverse direction is not implied: our side
+	// authenticates it with its own db:result (authorizeSend), XEP-0288 §2.2.
 	st.authorize(p, AuthDialback, false)
-	if st.bidi {
-		// XEP-0288 §3: with bidi, the pair authenticated for the peer is
-		// usable in reverse on the same connection.
-		st.authorize(pair{local: p.local, remote: p.remote}, AuthDialback, true)
-	}
 	return st.write(dbElement("result", p.local, p.remote, "", "valid", "", ""))
 }
 

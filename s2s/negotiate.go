@@ -22,12 +22,12 @@ import (
 const (
 	nsTLS             = "urn:ietf:params:xml:ns:xmpp-tls"  // RFC 6120 §5
 	nsSASL            = "urn:ietf:params:xml:ns:xmpp-sasl" // RFC 6120 §6
-	nsDialbackFeature = "urn:xmpp:features:dialback" // XEP-0220 §2.5
-	nsBidiFeature     = "urn:xmpp:features:bidi"     // XEP-0288 §2
-	nsBidi            = "urn:xmpp:bidi"              // XEP-0288 §2
-	nsLimits          = "urn:xmpp:stream-limits:0"   // XEP-0478
-	alpnXMPPServer    = "xmpp-server"                // XEP-0368 §3
-	maxRestarts       = 5                            // stream restarts one negotiation may do (TLS, SASL, ...)
+	nsDialbackFeature = "urn:xmpp:features:dialback"       // XEP-0220 §2.5
+	nsBidiFeature     = "urn:xmpp:features:bidi"           // XEP-0288 §2
+	nsBidi            = "urn:xmpp:bidi"                    // XEP-0288 §2
+	nsLimits          = "urn:xmpp:stream-limits:0"         // XEP-0478
+	alpnXMPPServer    = "xmpp-server"                      // XEP-0368 §3
+	maxRestarts       = 5                                  // stream restarts one negotiation may do (TLS, SASL, ...)
 )
 
 // negState is the negotiation state of one stream: the features the peer
@@ -149,9 +149,12 @@ const (
 // features and our settings, preferring SASL EXTERNAL over TLS, then
 // dialback over TLS, then dialback over plain TCP. peerDialback reports
 // that the peer supports dialback (feature or xmlns:db on its header);
-// externalFailed that EXTERNAL was tried and refused. On error, step
-// names the failing step.
-func chooseOut(f featureSet, set Settings, tlsDone, peerDialback, externalFailed bool) (outAction, string, error) {
+// externalFailed that EXTERNAL was tried and refused; peerOK that the
+// peer's certificate verified for the remote domain (without it we cannot
+// know whom SASL would authenticate us to: RFC 6120 §13.7.2, so only
+// dialback, which authenticates the receiving server through DNS, is
+// left). On error, step names the failing step.
+func chooseOut(f featureSet, set Settings, tlsDone, peerOK, peerDialback, externalFailed bool) (outAction, string, error) {
 	if !tlsDone {
 		if set.TLS != NotSupported && f.startTLS {
 			return actStartTLS, "", nil
@@ -172,10 +175,13 @@ func chooseOut(f featureSet, set Settings, tlsDone, peerDialback, externalFailed
 		}
 		return 0, "dialback", fmt.Errorf("%w: dialback over TCP unavailable (ours: %v, peer offers: %v)", ErrNoMethod, set.Dialback(), peerDialback)
 	}
-	if set.SASL != NotSupported && f.external && !externalFailed {
+	if set.SASL != NotSupported && f.external && !externalFailed && peerOK {
 		return actExternal, "", nil
 	}
 	if set.SASL == Required {
+		if !peerOK {
+			return 0, "tls", errors.New("SASL EXTERNAL is required and the peer's certificate does not verify")
+		}
 		if externalFailed {
 			return 0, "sasl", errors.New("SASL EXTERNAL is required and the peer refused it")
 		}

@@ -36,10 +36,11 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 		r: wire.NewReader(conn, s.limits.wireLimits()),
 		w: wire.NewWriter(conn),
 	}
+	neg := st.neg
 	defer func() {
 		if err != nil {
 			_ = conn.Close()
-			st.neg.cancel()
+			neg.cancel()
 			err = ctxErr(ctx, err)
 			return
 		}
@@ -88,9 +89,12 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 			}
 			return nil, st.verifyOnly(v)
 		}
-		act, step, err := chooseOut(f, set, st.tls != nil, f.dialback || hdr.Dialback, externalFailed)
+		act, step, err := chooseOut(f, set, st.tls != nil, st.peer != nil, f.dialback || hdr.Dialback, externalFailed)
 		if err != nil {
 			_ = st.w.Close()
+			if step == "tls" && st.peerErr != nil {
+				err = fmt.Errorf("%w: %w", err, st.peerErr)
+			}
 			return nil, negErr(local, remote, step, err)
 		}
 		if st.tls != nil && f.bidi && !bidiSent {
@@ -113,7 +117,7 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 			}
 			if !ok {
 				externalFailed = true
-				act, step, err = chooseOut(f, set, true, f.dialback || hdr.Dialback, true)
+				act, step, err = chooseOut(f, set, true, st.peer != nil, f.dialback || hdr.Dialback, true)
 				if err != nil {
 					_ = st.w.Close()
 					return nil, negErr(local, remote, step, err)

@@ -1,0 +1,300 @@
+package s2s
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	streamerr "mellium.im/xmpp/stream"
+
+	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/internal/wire"
+)
+
+// acceptStream runs the receiving side on conn (a TLS handshake first when
+// directTLS, XEP-0368) until the first domain pair is authenticated, or the
+// peer leaves. db:verify requests that arrive before that are answered (as
+// the Authoritative Server). Stream errors are written to the peer before
+// the error is returned; conn is closed on error.
+func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool) (st *stream, err error) {
+	s.init()
+	if s.limits.NegotiationTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.limits.NegotiationTimeout)
+		defer cancel()
+	}
+	stop := watch(ctx, conn)
+	defer stop()
+	st = &stream{
+		srv: s, dir: Inbound, conn: conn, created: time.Now(), neg: newNegState(),
+		r: wire.NewReader(conn, s.limits.wireLimits()),
+		w: wire.NewWriter(conn),
+	}
+	neg := st.neg
+	defer func() {
+		if err != nil {
+			_ = conn.Close()
+			neg.cancel()
+			neg.wg.Wait()
+			err = ctxErr(ctx, err)
+			return
+		}
+		_ = conn.SetDeadline(time.Time{})
+	}()
+	if directTLS {
+		if !s.canTLS() {
+			return nil, negErrf("", "", "tls", "direct TLS connection but Server.TLSConfig has no certificate")
+		}
+		tc := tls.Server(conn, s.serverTLS())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, negErr("", "", "tls", err)
+		}
+		st.setTLS(tc)
+	}
+	authDone, extOK, bidiDone := false, false, false
+	for range maxRestarts {
+		if err := st.openIn(ctx); err != nil {
+			return nil, err
+		}
+		set := st.set
+		if st.tls != nil && st.remote != "" && st.peer == nil && st.peerErr == nil {
+			// RFC 6120 §13.7.2.2 / XEP-0178 §3: the client certificate is
+			// checked against the from domain of the stream header.
+			st.peer, st.peerErr = certs.Verify(st.remote, peerChain(st.tls), s.Verify)
+			if st.peerErr != nil {
+				s.log.Info("s2s: inbound peer certificate does not verify", "remote", st.remote, "err", st.peerErr)
+			}
+		}
+		extOK = st.peer != nil
+		if err := st.write(s.inFeatures(set, st.tls != nil, authDone, extOK, s.canTLS(), bidiDone)); err != nil {
+			return nil, negErr(st.local, st.remote, "stream", err)
+		}
+		if authDone {
+			return st, nil
+		}
+		restart, err := st.acceptElements(ctx, extOK, &bidiDone)
+		if err != nil {
+			return nil, err
+		}
+		switch restart {
+		case restartSASL:
+			authDone = true
+		case restartNone:
+			return st, nil
+		}
+	}
+	return nil, st.fail("stream", streamerr.PolicyViolation, "too many stream restarts")
+}
+
+type restartKind uint8
+
+const (
+	restartNone restartKind = iota // authenticated without restart (dialback)
+	restartTLS
+	restartSASL
+)
+
+// setTLS records the TLS connection on st and moves the framer onto it.
+func (st *stream) setTLS(tc *tls.Conn) {
+	cs := tc.ConnectionState()
+	st.conn, st.tls = tc, &cs
+	st.peer, st.peerErr = nil, nil
+	st.r.Reset(tc)
+	st.w.Reset(tc)
+}
+
+// openIn reads the initiator's stream header and answers with ours (RFC
+// 6120 §4.7): to must be one of our domains (host-unknown), from must not
+// be (invalid-from) and must be allowed by the Settings
+// (policy-violation); after a restart both must be unchanged.
+func (st *stream) openIn(ctx context.Context) error {
+	s := st.srv
+	h, err := st.r.ReadHeader()
+	if err != nil {
+		var se *wire.StreamError
+		if errors.As(err, &se) {
+			st.id = wire.NewID()
+			_ = st.w.WriteHeader(wire.Header{ID: st.id, Version: "1.0", XMLNS: wire.NSServer, Dialback: true})
+			return st.fail("stream", se.Cond, "bad stream header")
+		}
+		return negErr(st.local, st.remote, "stream", fmt.Errorf("reading stream header: %w", err))
+	}
+	st.id = wire.NewID() // RFC 6120 §4.7.3: a fresh id for every stream, restarts included
+	to, terr := certs.NormalizeDomain(h.To)
+	reply := wire.Header{ID: st.id, Version: "1.0", XMLNS: wire.NSServer, Dialback: true, To: h.From}
+	if terr == nil && s.isLocal(to) {
+		reply.From = to
+	}
+	// RFC 6120 §4.9.1.2: the response header goes out even when the stream
+	// is refused, then the error.
+	if err := st.w.WriteHeader(reply); err != nil {
+		return negErr(st.local, st.remote, "stream", err)
+	}
+	if h.Version != "1.0" {
+		// RFC 6120 §4.7.5: pre-1.0 peers get no features; we need them.
+		return st.fail("stream", streamerr.UnsupportedVersion, "version 1.0 is required")
+	}
+	if h.To == "" || terr != nil || !s.isLocal(to) {
+		return st.fail("stream", streamerr.HostUnknown, "'to' "+h.To+" is not served here")
+	}
+	from := ""
+	if h.From != "" {
+		f, err := certs.NormalizeDomain(h.From)
+		if err != nil {
+			return st.fail("stream", streamerr.InvalidFrom, "'from' is not a valid domain")
+		}
+		from = f
+		if s.isLocal(from) {
+			return st.fail("stream", streamerr.InvalidFrom, "'from' "+from+" is one of our own domains")
+		}
+	}
+	if st.local != "" && (to != st.local || from != st.remote) {
+		return st.fail("stream", streamerr.InvalidFrom, "stream restart changed 'from' or 'to'")
+	}
+	if st.local == "" {
+		st.local, st.remote = to, from
+		st.set = Settings{}.effective()
+		if from != "" {
+			set, err := s.settingsFor(ctx, from)
+			if err != nil {
+				s.log.Info("s2s: inbound stream refused by Settings", "remote", from, "err", err)
+				return st.fail("policy", streamerr.PolicyViolation, "domain "+from+" is not allowed to federate")
+			}
+			st.set = set
+		}
+	}
+	return nil
+}
+
+// acceptElements reads negotiation elements on an inbound stream until a
+// restart is needed or a pair is authenticated (restartNone).
+func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool) (restartKind, error) {
+	s := st.srv
+	set := st.set
+	tlsRequired := st.tls == nil && set.TLS == Required
+	saslTries := 0
+	for range 1024 {
+		el, err := st.r.Next()
+		if err != nil {
+			var se *wire.StreamError
+			switch {
+			case errors.As(err, &se):
+				return 0, st.fail("stream", se.Cond, "protocol violation")
+			case errors.Is(err, wire.ErrStreamEnd) || errors.Is(err, io.EOF):
+				_ = st.w.Close()
+				return 0, negErrf(st.local, st.remote, "stream", "peer closed the stream before authenticating")
+			}
+			return 0, negErr(st.local, st.remote, "stream", err)
+		}
+		switch {
+		case isStreamError(el):
+			return 0, negErr(st.local, st.remote, "stream", streamErrorOf(el))
+		case is(el, nsTLS, "starttls"):
+			if st.tls != nil || !s.canTLS() || set.TLS == NotSupported {
+				// RFC 6120 §5.4.2.2: <failure/> then close.
+				_ = st.write([]byte("<failure xmlns='" + nsTLS + "'/>"))
+				_ = st.w.Close()
+				_ = st.conn.Close()
+				return 0, negErrf(st.local, st.remote, "starttls", "STARTTLS requested but not offered")
+			}
+			if err := st.write([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+				return 0, negErr(st.local, st.remote, "starttls", err)
+			}
+			tc := tls.Server(st.conn, s.serverTLS())
+			if err := tc.HandshakeContext(ctx); err != nil {
+				return 0, negErr(st.local, st.remote, "tls", err)
+			}
+			st.setTLS(tc)
+			return restartTLS, nil
+		case tlsRequired:
+			// TLS is mandatory-to-negotiate here (RFC 6120 §5.3.1).
+			return 0, st.fail("tls", streamerr.PolicyViolation, "TLS is required")
+		case is(el, nsSASL, "auth"):
+			saslTries++
+			if saslTries > 2 {
+				return 0, st.fail("sasl", streamerr.PolicyViolation, "too many SASL attempts")
+			}
+			ok, err := st.externalIn(el, extOK && st.tls != nil && set.SASL != NotSupported)
+			if err != nil {
+				return 0, negErr(st.local, st.remote, "sasl", err)
+			}
+			if ok {
+				p := pair{local: st.local, remote: st.remote}
+				st.neg.auth = AuthSASLExternal
+				st.authorize(p, AuthSASLExternal, false)
+				if st.bidi {
+					// XEP-0288 §3: the initiator verified our certificate.
+					st.authorize(p, AuthSASLExternal, true)
+				}
+				st.r.Reset(st.conn) // RFC 6120 §6.4.6: restart
+				return restartSASL, nil
+			}
+		case is(el, nsSASL, "abort"):
+			_ = st.write(saslFailure("aborted"))
+		case is(el, nsBidi, "bidi"):
+			*bidiDone, st.bidi = true, true
+		case is(el, wire.NSDialback, "result"):
+			f, err := readDB(el)
+			if err != nil {
+				return 0, st.fail("dialback", streamerr.BadFormat, "malformed db:result")
+			}
+			if f.typ != "" {
+				continue // an answer to nothing we asked: ignored
+			}
+			if st.remote == "" {
+				// A stream without 'from' (XEP-0220 §2.1.1): the first
+				// request names the domain; its settings apply.
+				from, err := certs.NormalizeDomain(f.from)
+				if err == nil && !s.isLocal(from) {
+					if set2, err := s.settingsFor(ctx, from); err == nil {
+						st.set = set2
+					}
+				}
+			}
+			if err := st.dialbackRequestSync(ctx, f); err != nil {
+				return 0, err
+			}
+			if len(st.recvPairs()) > 0 {
+				st.neg.auth = AuthDialback
+				if st.remote == "" {
+					for p := range st.recvPairs() {
+						st.remote = p.remote
+					}
+				}
+				return restartNone, nil
+			}
+		case is(el, wire.NSDialback, "verify"):
+			f, err := readDB(el)
+			if err != nil {
+				return 0, st.fail("dialback", streamerr.BadFormat, "malformed db:verify")
+			}
+			if f.typ != "" {
+				continue // we never send db:verify on inbound streams
+			}
+			if err := st.answerVerify(f); err != nil {
+				return 0, err
+			}
+		case el.Name.Space == wire.NSServer && (el.Name.Local == "message" || el.Name.Local == "presence" || el.Name.Local == "iq"):
+			// RFC 6120 §4.9.3.12: stanzas before authentication.
+			return 0, st.fail("stream", streamerr.NotAuthorized, "stanza before authentication")
+		default:
+			return 0, st.fail("stream", streamerr.UnsupportedStanzaType, "unexpected "+elemString(el.Name)+" during negotiation")
+		}
+	}
+	return 0, st.fail("stream", streamerr.PolicyViolation, "too many elements during negotiation")
+}
+
+// recvPairs returns a copy of the receive pairs.
+func (st *stream) recvPairs() map[pair]AuthMethod {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	m := make(map[pair]AuthMethod, len(st.recv))
+	for p, a := range st.recv {
+		m[p] = a
+	}
+	return m
+}
