@@ -21,6 +21,9 @@ const DNSAddr = "127.0.0.5:53"
 type Host struct {
 	Domain string // e.g. "prosody.test"
 	IP     string // e.g. "127.0.0.2"
+	// DirectTLSPort, if not zero, publishes an _xmpps-server._tcp SRV
+	// record (XEP-0368 §3) for the domain on that port.
+	DirectTLSPort uint16
 }
 
 // Hosts returns the domains of the test zone.
@@ -57,6 +60,13 @@ func zone(hosts []Host) (map[string][]dns.RR, error) {
 		}
 		recs[fqdn] = append(recs[fqdn], a)
 		recs["_xmpp-server._tcp."+fqdn] = append(recs["_xmpp-server._tcp."+fqdn], srv)
+		if h.DirectTLSPort != 0 {
+			srvs, err := dns.NewRR(fmt.Sprintf("_xmpps-server._tcp.%s 0 IN SRV 0 0 %d %s", fqdn, h.DirectTLSPort, fqdn))
+			if err != nil {
+				return nil, fmt.Errorf("interop: direct TLS SRV record for %q: %w", h.Domain, err)
+			}
+			recs["_xmpps-server._tcp."+fqdn] = append(recs["_xmpps-server._tcp."+fqdn], srvs)
+		}
 		// Names that exist without records of the asked type get NODATA,
 		// not NXDOMAIN (so _xmpps-server and AAAA lookups end quickly).
 		for _, n := range []string{"_xmpps-server._tcp." + fqdn, "_xmpp-client._tcp." + fqdn, "_xmpps-client._tcp." + fqdn} {

@@ -62,6 +62,7 @@ type Ours struct {
 
 	in      chan *s2s.Stanza
 	bounces chan string
+	served  []chan error // one per listener
 	dropped atomic.Int64 // stanzas the Handler could not record (in full)
 }
 
@@ -114,15 +115,16 @@ func StartOurs(t testing.TB, pki *PKI, peerDomain string, mode Mode) *Ours {
 		t.Fatalf("interop: listen %s: %v", OurAddr, err)
 	}
 	served := make(chan error, 1)
+	o.served = append(o.served, served)
 	go func() { served <- o.Server.Serve(l) }()
-	t.Cleanup(func() { o.stop(t, served) })
+	t.Cleanup(func() { o.stop(t) })
 	return o
 }
 
 // stop shuts the server down gracefully, bounded: Shutdown gets 15 s (its
 // context), and is itself run aside so that a Shutdown that ignores its
 // context fails the test instead of hanging it.
-func (o *Ours) stop(t testing.TB, served <-chan error) {
+func (o *Ours) stop(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	shut := make(chan error, 1)
@@ -136,14 +138,29 @@ func (o *Ours) stop(t testing.TB, served <-chan error) {
 		t.Errorf("interop: s2s.Server.Shutdown still running 5 s past its context's deadline (leaking it)")
 		return
 	}
-	select {
-	case err := <-served:
-		if !errors.Is(err, s2s.ErrServerClosed) {
-			t.Errorf("interop: Serve returned %v, want ErrServerClosed", err)
+	for _, served := range o.served {
+		select {
+		case err := <-served:
+			if !errors.Is(err, s2s.ErrServerClosed) {
+				t.Errorf("interop: Serve returned %v, want ErrServerClosed", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("interop: Serve did not return after Shutdown")
 		}
-	case <-time.After(15 * time.Second):
-		t.Errorf("interop: Serve did not return after Shutdown")
 	}
+}
+
+// ServeDirectTLS adds an XEP-0368 direct TLS listener on addr; the
+// server's shutdown (registered by StartOurs) closes it.
+func (o *Ours) ServeDirectTLS(t testing.TB, addr string) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("interop: listen %s: %v", addr, err)
+	}
+	served := make(chan error, 1)
+	o.served = append(o.served, served)
+	go func() { served <- o.Server.ServeDirectTLS(l) }()
 }
 
 // SendMessage sends a chat message with body from from (one of ours) to to

@@ -84,6 +84,19 @@ func TestZoneAnswers(t *testing.T) {
 	}
 }
 
+// TestZoneDirectTLS proves a host with DirectTLSPort gets an
+// _xmpps-server._tcp SRV record on that port (XEP-0368 §3).
+func TestZoneDirectTLS(t *testing.T) {
+	recs, err := zone([]Host{{Domain: "prosody.test", IP: "127.0.0.2", DirectTLSPort: 5270}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ask(&DNSServer{records: recs}, "_xmpps-server._tcp.prosody.test.", dns.TypeSRV)
+	if len(m.Answer) != 1 || m.Answer[0].(*dns.SRV).Port != 5270 || m.Answer[0].(*dns.SRV).Target != "prosody.test." {
+		t.Fatalf("_xmpps-server SRV = %v, want prosody.test.:5270", m.Answer)
+	}
+}
+
 // TestZoneBadHost proves a bad address is reported with the domain named.
 func TestZoneBadHost(t *testing.T) {
 	_, err := zone([]Host{{Domain: "bad.test", IP: "not-an-ip"}})
