@@ -25,6 +25,8 @@ import (
 type Message struct {
 	stanza.Message
 	Body string `xml:"body"`
+	// Err is the stanza error of a type='error' message (RFC 6120 §8.3).
+	Err *stanza.Error `xml:"error"`
 }
 
 // Client is a logged-in c2s session of a real user on a peer.

@@ -27,6 +27,9 @@ import (
 const (
 	OurDomain = "xmppfed.test"
 	OurAddr   = "127.0.0.4:5269"
+	// NoSuchUser is the localpart our Handler answers with the stanza
+	// error item-not-found.
+	NoSuchUser = "nobody"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers, capped so a
@@ -94,6 +97,10 @@ func StartOurs(t testing.TB, pki *PKI, peerDomain string, mode Mode) *Ours {
 			return set, nil
 		},
 		Handler: s2s.HandlerFunc(func(_ context.Context, st *s2s.Stanza) error {
+			if st.To.Localpart() == NoSuchUser {
+				// The library turns this into the RFC 6120 §8.3 error reply.
+				return stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
+			}
 			select {
 			case o.in <- st:
 			default:

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/stanza"
+
 	"github.com/xmppfed/xmppfed/s2s"
 )
 
@@ -44,10 +46,12 @@ func wantAuth(mode Mode) s2s.AuthMethod {
 //	    with the addresses the user gave;
 //	(b) a message our Server.Send accepts from someone@xmppfed.test reaches
 //	    the peer user's c2s session;
-//	(c) Stats shows an inbound stream carrying peer->xmppfed.test and an
+//	(c) a stanza error our Handler returns comes back to the peer user as
+//	    an error reply (RFC 6120 §8.3);
+//	(d) Stats shows an inbound stream carrying peer->xmppfed.test and an
 //	    outbound one carrying xmppfed.test->peer, all authenticated with the
 //	    method the mode implies, over TLS;
-//	(d) the peer's own log shows it authenticated both directions by that
+//	(e) the peer's own log shows it authenticated both directions by that
 //	    method and not by the other.
 func testPeer(t *testing.T, start func(testing.TB, *PKI, Mode) *Peer, mode Mode) {
 	pki := NewPKI(t)
@@ -91,7 +95,24 @@ func testPeer(t *testing.T, start func(testing.TB, *PKI, Mode) *Peer, mode Mode)
 		fail("%s got the message from %q, want someone@%s", aliceJID, got, OurDomain)
 	}
 
-	// (c) how the streams were authenticated.
+	// (c) a stanza error our Handler returns reaches the peer user as an
+	// RFC 6120 §8.3 error reply: type='error', same id, addresses swapped,
+	// original body kept, condition item-not-found.
+	errBody := fmt.Sprintf("err-%s-%s", peer.Kind, mode)
+	if err := alice.Send(ctx, NoSuchUser+"@"+OurDomain, errBody); err != nil {
+		fail("send to %s@%s: %v", NoSuchUser, OurDomain, err)
+	}
+	em, err := alice.Wait(errBody, 30*time.Second)
+	if err != nil {
+		fail("error reply: %v", err)
+	}
+	if em.Type != stanza.ErrorMessage || em.ID != "interop-"+errBody || em.From.String() != NoSuchUser+"@"+OurDomain ||
+		em.Err == nil || em.Err.Condition != stanza.ItemNotFound {
+		fail("error reply: type %q id %q from %q error %+v; want type error, id interop-%s, from %s@%s, item-not-found",
+			em.Type, em.ID, em.From, em.Err, errBody, NoSuchUser, OurDomain)
+	}
+
+	// (d) how the streams were authenticated.
 	stats := ours.Server.Stats()
 	var inOK, outOK bool
 	for _, s := range stats.Streams {
@@ -116,7 +137,7 @@ func testPeer(t *testing.T, start func(testing.TB, *PKI, Mode) *Peer, mode Mode)
 		fail("Stats: inbound pair %s->%s present: %v, outbound pair %s->%s present: %v",
 			peer.Domain, OurDomain, inOK, OurDomain, peer.Domain, outOK)
 	}
-	// (d) the peer agrees: its own log names the same method, both ways.
+	// (e) the peer agrees: its own log names the same method, both ways.
 	if err := peer.CheckAuthLog(OurDomain); err != nil {
 		fail("%v", err)
 	}
