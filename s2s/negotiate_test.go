@@ -24,7 +24,7 @@ import (
 // env is a test world: a CA, a second CA nobody trusts, a loopback DNS
 // server and the nodes registered in it.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	ca     *certs.TestCA
 	rogue  *certs.TestCA
 	dns    *dnsdiscotest.Server
@@ -45,7 +45,7 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: tt, ca: ca, rogue: rogue, dns: dnsdiscotest.NewServer()}
+	e := &env{t: t, ca: ca, rogue: rogue, dns: dnsdiscotest.NewServer()}
 	t.Cleanup(e.close)
 	return e
 }
