@@ -12,13 +12,25 @@ import (
 )
 
 // TestInteropProsodyDirectTLS federates with Prosody over XEP-0368 direct
-// TLS both ways: the zone publishes _xmpps-server._tcp SRV records (port
-// 5270) for both domains, Prosody listens with s2s_direct_tls_ports and our
-// server with ServeDirectTLS. It shows a message each way, that our
-// outbound stream went to Prosody's direct TLS port, and that Prosody's
-// inbound stream arrived on ours; SASL EXTERNAL authenticates both.
+// TLS both ways (see testDirectTLS).
 func TestInteropProsodyDirectTLS(t *testing.T) {
 	requireRoot(t, "prosody")
+	testDirectTLS(t, StartProsodyDirectTLS)
+}
+
+// TestInteropEjabberdDirectTLS federates with ejabberd over XEP-0368 direct
+// TLS both ways (see testDirectTLS).
+func TestInteropEjabberdDirectTLS(t *testing.T) {
+	requireRoot(t, "ejabberdctl")
+	testDirectTLS(t, StartEjabberdDirectTLS)
+}
+
+// testDirectTLS: the zone publishes _xmpps-server._tcp SRV records (port
+// 5270) for both domains, the peer listens for direct TLS there and our
+// server with ServeDirectTLS. It shows a message each way, that our
+// outbound stream went to the peer's direct TLS port, and that the peer's
+// inbound stream arrived on ours; SASL EXTERNAL authenticates both.
+func testDirectTLS(t *testing.T, start func(testing.TB, *PKI, Mode, uint16) *Peer) {
 	const port = 5270
 	hosts := Hosts()
 	for i := range hosts {
@@ -26,7 +38,7 @@ func TestInteropProsodyDirectTLS(t *testing.T) {
 	}
 	pki := NewPKI(t)
 	StartDNS(t, hosts)
-	peer := StartProsodyDirectTLS(t, pki, External, port)
+	peer := start(t, pki, External, port)
 	peer.Register(t, password, "alice")
 	ours := StartOurs(t, pki, peer.Domain, External)
 	ours.ServeDirectTLS(t, "127.0.0.4:5270")
@@ -34,7 +46,7 @@ func TestInteropProsodyDirectTLS(t *testing.T) {
 	fail := func(format string, args ...any) {
 		t.Helper()
 		t.Errorf(format, args...)
-		t.Fatalf("prosody log:\n%s\n%s", peer.Log(), ours.Diag())
+		t.Fatalf("%s log:\n%s\n%s", peer.Kind, peer.Log(), ours.Diag())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -57,10 +69,10 @@ func TestInteropProsodyDirectTLS(t *testing.T) {
 		if s.Auth != wantAuth(External) {
 			fail("%v stream authenticated by %v", s.Direction, s.Auth)
 		}
-		outDirect = outDirect || (s.Direction == s2s.Outbound && s.RemoteAddr == "127.0.0.2:5270")
+		outDirect = outDirect || (s.Direction == s2s.Outbound && s.RemoteAddr == peer.IP+":5270")
 	}
 	if !outDirect {
-		fail("no outbound stream to Prosody's direct TLS port 127.0.0.2:5270")
+		fail("no outbound stream to %s's direct TLS port %s:5270", peer.Kind, peer.IP)
 	}
 	// The inbound stream's local address is only in our log.
 	if !strings.Contains(ours.Log.String(), "local_addr=127.0.0.4:5270") {

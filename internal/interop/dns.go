@@ -54,7 +54,14 @@ func zone(hosts []Host) (map[string][]dns.RR, error) {
 		if err != nil {
 			return nil, fmt.Errorf("interop: A record for %q: %w", h.Domain, err)
 		}
-		srv, err := dns.NewRR(fmt.Sprintf("_xmpp-server._tcp.%s 0 IN SRV 0 0 5269 %s", fqdn, fqdn))
+		// With direct TLS published, STARTTLS gets the worse priority so
+		// that peers merging both SRV sets (XEP-0368 §3) try direct TLS
+		// first, deterministically.
+		prio := 0
+		if h.DirectTLSPort != 0 {
+			prio = 10
+		}
+		srv, err := dns.NewRR(fmt.Sprintf("_xmpp-server._tcp.%s 0 IN SRV %d 0 5269 %s", fqdn, prio, fqdn))
 		if err != nil {
 			return nil, fmt.Errorf("interop: SRV record for %q: %w", h.Domain, err)
 		}

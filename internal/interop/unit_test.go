@@ -95,6 +95,10 @@ func TestZoneDirectTLS(t *testing.T) {
 	if len(m.Answer) != 1 || m.Answer[0].(*dns.SRV).Port != 5270 || m.Answer[0].(*dns.SRV).Target != "prosody.test." {
 		t.Fatalf("_xmpps-server SRV = %v, want prosody.test.:5270", m.Answer)
 	}
+	m = ask(&DNSServer{records: recs}, "_xmpp-server._tcp.prosody.test.", dns.TypeSRV)
+	if len(m.Answer) != 1 || m.Answer[0].(*dns.SRV).Priority <= 0 {
+		t.Fatalf("_xmpp-server SRV = %v, want a worse priority than direct TLS", m.Answer)
+	}
 }
 
 // TestZoneBadHost proves a bad address is reported with the domain named.
