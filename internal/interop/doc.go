@@ -21,7 +21,16 @@
 //     ways) or "dialback" (the peer does not trust our certificate, so
 //     Server Dialback, XEP-0220, over TLS is used);
 //   - users registered with the servers' own tools and logged in over c2s
-//     with mellium.im/xmpp to send and observe real messages.
+//     with mellium.im/xmpp to send and observe real messages;
+//   - our s2s.Server for xmppfed.test on 127.0.0.4:5269 (and, for the XEP-0368
+//     tests, direct TLS on 127.0.0.4:5270, with _xmpps-server SRV records).
+//
+// The tests: TestInteropProsodyEjabberd (the harness alone: Prosody <->
+// ejabberd), TestInteropProsody and TestInteropEjabberd (subtests external
+// and dialback: a message each way, a stanza error reply, the auth method
+// from Stats and from the peer's own log), TestInteropProsodyDirectTLS and
+// TestInteropEjabberdDirectTLS (XEP-0368 both ways) and TestInteropBurst
+// (500 stanzas each way over established streams, none lost, in order).
 //
 // Name resolution: the peers must find xmppfed.test (and each other)
 // through DNS, not /etc/hosts. Prosody 0.12 resolves through libunbound,
