@@ -170,25 +170,23 @@ func (st *stream) dialbackAnswer(f dbFields) {
 	n := st.neg
 	p := pair{local: local, remote: remote}
 	n.mu.Lock()
-	ch, ok := n.pending[p]
-	if ok {
-		delete(n.pending, p)
-	}
-	n.mu.Unlock()
+	defer n.mu.Unlock()
+	w, ok := n.pending[p]
 	if !ok {
 		st.srv.log.Warn("s2s: ignoring unsolicited db:result answer", "local", local, "remote", remote, "type", f.typ)
 		return
 	}
+	delete(n.pending, p)
 	switch f.typ {
 	case "valid":
 		st.authorize(p, AuthDialback, true)
-		ch <- nil
+		w.finish(nil)
 	case "invalid":
-		ch <- ErrDialbackInvalid
+		w.finish(ErrDialbackInvalid)
 	case "error":
-		ch <- &DialbackError{Condition: f.cond}
+		w.finish(&DialbackError{Condition: f.cond})
 	default:
-		ch <- fmt.Errorf("%w: unknown db:result type %q", ErrDialbackInvalid, f.typ)
+		w.finish(fmt.Errorf("%w: unknown db:result type %q", ErrDialbackInvalid, f.typ))
 	}
 }
 
@@ -326,10 +324,36 @@ func (st *stream) dialbackResult(p pair, valid bool, err error) error {
 		st.srv.log.Warn("s2s: dialback key invalid", "local", p.local, "remote", p.remote)
 		return st.write(dbElement("result", p.local, p.remote, "", "invalid", "", ""))
 	}
-	// With bidi the reverse direction is not implied: our side
-	// authenticates it with its own db:result (authorizeSend), XEP-0288 §2.2.
 	st.authorize(p, AuthDialback, false)
-	return st.write(dbElement("result", p.local, p.remote, "", "valid", "", ""))
+	if err := st.write(dbElement("result", p.local, p.remote, "", "valid", "", "")); err != nil {
+		return err
+	}
+	if st.bidi && st.dir == Inbound {
+		st.reverseDialback(p)
+	}
+	return nil
+}
+
+// reverseDialback authenticates the reverse of p on an inbound bidi
+// stream: with dialback, the direction towards the initiator is not
+// implied by the peer's authentication; we send our own db:result on the
+// same stream (XEP-0288 §2.2), answered through handleElement. It runs in
+// a goroutine tracked by st.
+func (st *stream) reverseDialback(p pair) {
+	n := st.neg
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		if err := st.authorizeSend(n.ctx, p.local, p.remote); err != nil {
+			st.srv.log.Info("s2s: reverse dialback on bidi stream failed", "local", p.local, "remote", p.remote, "err", err)
+		}
+	}()
 }
 
 // verifyKey asks remote's Authoritative Server whether key is valid for
@@ -381,7 +405,6 @@ func (st *stream) authorizeSend(ctx context.Context, local, remote string) error
 	}
 	p := pair{local: local, remote: remote}
 	n := st.neg
-	ch := make(chan error, 1)
 	n.mu.Lock()
 	if n.closed {
 		err := n.closeErr
@@ -389,34 +412,34 @@ func (st *stream) authorizeSend(ctx context.Context, local, remote string) error
 		return negErr(local, remote, "dialback", fmt.Errorf("%w: %w", ErrStreamClosed, err))
 	}
 	if n.pending == nil {
-		n.pending = make(map[pair]chan error)
+		n.pending = make(map[pair]*dbWait)
 	}
-	if _, dup := n.pending[p]; dup {
-		n.mu.Unlock()
-		return negErrf(local, remote, "dialback", "a dialback request for this pair is already pending")
+	w, waiting := n.pending[p]
+	if !waiting {
+		w = newDBWait()
+		n.pending[p] = w
 	}
-	n.pending[p] = ch
 	n.mu.Unlock()
-	// Keys per XEP-0185: receiving = remote, originating = local, and the
-	// stream id the receiving side (the peer) chose.
-	if err := st.write(dbElement("result", local, remote, "", "", dialbackKey(s.secret, remote, local, st.id), "")); err != nil {
-		n.mu.Lock()
-		delete(n.pending, p)
-		n.mu.Unlock()
-		return negErr(local, remote, "dialback", err)
+	if !waiting {
+		// Keys per XEP-0185: receiving = remote, originating = local, and
+		// the stream id the receiving side chose.
+		if err := st.write(dbElement("result", local, remote, "", "", dialbackKey(s.secret, remote, local, st.id), "")); err != nil {
+			n.mu.Lock()
+			if n.pending[p] == w {
+				delete(n.pending, p)
+				w.finish(err)
+			}
+			n.mu.Unlock()
+			return negErr(local, remote, "dialback", err)
+		}
 	}
 	select {
-	case err := <-ch:
-		if err != nil {
-			return negErr(local, remote, "dialback", err)
+	case <-w.done:
+		if w.err != nil {
+			return negErr(local, remote, "dialback", w.err)
 		}
 		return nil
 	case <-ctx.Done():
-		n.mu.Lock()
-		if n.pending[p] == ch {
-			delete(n.pending, p)
-		}
-		n.mu.Unlock()
 		return negErr(local, remote, "dialback", context.Cause(ctx))
 	}
 }

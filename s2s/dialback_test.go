@@ -66,7 +66,7 @@ func TestAnswerVerify(t *testing.T) {
 
 // dbTestStream is an inbound bidi stream of a server for b.example whose
 // DNS goes nowhere, with a pending request for (b.example, a.example).
-func dbTestStream(out *bytes.Buffer) (*stream, chan error) {
+func dbTestStream(out *bytes.Buffer) (*stream, *dbWait) {
 	s := &Server{
 		Domains:        []string{"b.example"},
 		DialbackSecret: []byte("s"),
@@ -77,9 +77,9 @@ func dbTestStream(out *bytes.Buffer) (*stream, chan error) {
 	}
 	s.init()
 	st := &stream{srv: s, dir: Inbound, bidi: true, id: "sid", neg: newNegState(), w: wire.NewWriter(out)}
-	ch := make(chan error, 1)
-	st.neg.pending = map[pair]chan error{{local: "b.example", remote: "a.example"}: ch}
-	return st, ch
+	w := newDBWait()
+	st.neg.pending = map[pair]*dbWait{{local: "b.example", remote: "a.example"}: w}
+	return st, w
 }
 
 var verifyValid = regexp.MustCompile(`<db:verify from='([^']*)' to='([^']*)' id='([^']*)' type='valid'`)
@@ -118,8 +118,8 @@ func FuzzDialbackElement(f *testing.F) {
 			if p != (pair{local: "b.example", remote: "a.example"}) {
 				t.Fatalf("authorized unasked pair %v", p)
 			}
-			if err := <-ch; err != nil {
-				t.Fatalf("send authorized but answer error %v", err)
+			if <-ch.done; ch.err != nil {
+				t.Fatalf("send authorized but answer error %v", ch.err)
 			}
 		}
 		for _, m := range verifyValid.FindAllSubmatch(out.Bytes(), -1) {

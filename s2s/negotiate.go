@@ -49,7 +49,7 @@ type negState struct {
 	mu sync.Mutex
 	// pending are our db:result requests on this stream awaiting the
 	// peer's answer, keyed by (our domain, their domain).
-	pending map[pair]chan error
+	pending map[pair]*dbWait
 	// verifying are the peer's db:result requests being verified.
 	verifying map[pair]bool
 	closed    bool
@@ -79,13 +79,28 @@ func (st *stream) closeNeg(err error) {
 	}
 	n.closed = true
 	n.closeErr = err
-	for p, ch := range n.pending {
-		ch <- fmt.Errorf("%w: %w", ErrStreamClosed, err)
+	for p, w := range n.pending {
+		w.finish(fmt.Errorf("%w: %w", ErrStreamClosed, err))
 		delete(n.pending, p)
 	}
 	n.mu.Unlock()
 	n.cancel()
 	n.wg.Wait()
+}
+
+// dbWait is one pending db:result request of ours; any number of
+// goroutines may wait for its answer.
+type dbWait struct {
+	done chan struct{}
+	err  error
+}
+
+func newDBWait() *dbWait { return &dbWait{done: make(chan struct{})} }
+
+// finish records the answer; call once, with n.mu held.
+func (w *dbWait) finish(err error) {
+	w.err = err
+	close(w.done)
 }
 
 // featureSet is what a <stream:features> element offers, as far as
