@@ -7,6 +7,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -54,6 +55,8 @@ type negState struct {
 	verifying map[pair]bool
 	closed    bool
 	closeErr  error
+
+	dbgMu sync.Mutex // for Server.DebugWriter
 }
 
 func newNegState() *negState {
@@ -399,6 +402,40 @@ func (st *stream) fail(step string, cond streamerr.Error, text string) error {
 		_ = st.conn.Close()
 	}
 	return negErr(st.local, st.remote, step, &sentError{cond: cond, text: text})
+}
+
+// debugIO copies the plaintext XML of a stream to Server.DebugWriter,
+// each chunk prefixed with its direction. Reads and writes go to rw.
+type debugIO struct {
+	rw  io.ReadWriter
+	dbg io.Writer
+	mu  *sync.Mutex // keeps chunks of the two directions apart
+}
+
+func (d debugIO) Read(p []byte) (int, error) {
+	n, err := d.rw.Read(p)
+	if n > 0 {
+		d.mu.Lock()
+		_, _ = fmt.Fprintf(d.dbg, "IN  %s\n", p[:n])
+		d.mu.Unlock()
+	}
+	return n, err
+}
+
+func (d debugIO) Write(p []byte) (int, error) {
+	d.mu.Lock()
+	_, _ = fmt.Fprintf(d.dbg, "OUT %s\n", p)
+	d.mu.Unlock()
+	return d.rw.Write(p)
+}
+
+// io returns what the framer reads from and writes to for c: c itself,
+// or c teed into DebugWriter.
+func (st *stream) io(c net.Conn) io.ReadWriter {
+	if st.srv.DebugWriter == nil {
+		return c
+	}
+	return debugIO{rw: c, dbg: st.srv.DebugWriter, mu: &st.neg.dbgMu}
 }
 
 // tlsVersionName returns "TLS 1.3" etc.

@@ -31,9 +31,9 @@ func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool
 	defer stop()
 	st = &stream{
 		srv: s, dir: Inbound, conn: conn, created: time.Now(), neg: newNegState(),
-		r: wire.NewReader(conn, s.limits.wireLimits()),
-		w: wire.NewWriter(conn),
 	}
+	st.r = wire.NewReader(st.io(conn), s.limits.wireLimits())
+	st.w = wire.NewWriter(st.io(conn))
 	neg := st.neg
 	defer func() {
 		if err != nil {
@@ -103,8 +103,8 @@ func (st *stream) setTLS(tc *tls.Conn) {
 	cs := tc.ConnectionState()
 	st.conn, st.tls = tc, &cs
 	st.peer, st.peerErr = nil, nil
-	st.r.Reset(tc)
-	st.w.Reset(tc)
+	st.r.Reset(st.io(tc))
+	st.w.Reset(st.io(tc))
 }
 
 // openIn reads the initiator's stream header and answers with ours (RFC
@@ -230,7 +230,7 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 					// XEP-0288 §3: the initiator verified our certificate.
 					st.authorize(p, AuthSASLExternal, true)
 				}
-				st.r.Reset(st.conn) // RFC 6120 §6.4.6: restart
+				st.r.Reset(st.io(st.conn)) // RFC 6120 §6.4.6: restart
 				return restartSASL, nil
 			}
 		case is(el, nsSASL, "abort"):

@@ -33,9 +33,9 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 	st = &stream{
 		srv: s, dir: Outbound, conn: conn, local: local, remote: remote, set: set,
 		created: time.Now(), neg: newNegState(),
-		r: wire.NewReader(conn, s.limits.wireLimits()),
-		w: wire.NewWriter(conn),
 	}
+	st.r = wire.NewReader(st.io(conn), s.limits.wireLimits())
+	st.w = wire.NewWriter(st.io(conn))
 	neg := st.neg
 	defer func() {
 		if err != nil {
@@ -127,7 +127,7 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 			st.neg.auth = AuthSASLExternal
 			st.authorize(pair{local, remote}, AuthSASLExternal, true)
 			st.bidiRecv()
-			st.r.Reset(st.conn)
+			st.r.Reset(st.io(st.conn))
 			continue // RFC 6120 §6.4.6: restart after SASL success
 		}
 		if act == actDialback {
@@ -218,8 +218,8 @@ func (st *stream) clientHandshake(ctx context.Context, raw net.Conn, directTLS b
 	if st.peerErr != nil {
 		st.srv.log.Info("s2s: peer certificate does not verify", "remote", st.remote, "err", st.peerErr)
 	}
-	st.r.Reset(tc)
-	st.w.Reset(tc)
+	st.r.Reset(st.io(tc))
+	st.w.Reset(st.io(tc))
 	return nil
 }
 

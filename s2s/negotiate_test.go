@@ -284,9 +284,15 @@ func TestExternalOverStartTLS(t *testing.T) {
 	e := newEnv(t)
 	a := e.node(nodeOpt{domains: []string{"a.example"}})
 	b := e.node(nodeOpt{domains: []string{"b.example"}})
+	var dbg lockedBuffer
+	a.srv.DebugWriter = &dbg
 	st, err := a.dial(t, "a.example", "b.example")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// DebugWriter sees the plaintext of both directions, after TLS too.
+	if d := dbg.String(); !strings.Contains(d, "OUT <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>") || !strings.Contains(d, "IN  <success") {
+		t.Fatalf("debug output:\n%s", d)
 	}
 	// b offered STARTTLS, EXTERNAL, dialback and bidi: EXTERNAL wins.
 	if st.neg.auth != AuthSASLExternal || st.tls == nil || !st.canSend(pair{"a.example", "b.example"}) {
@@ -695,6 +701,24 @@ func TestBounceCondition(t *testing.T) {
 	if bounceCondition(negErr("a", "b", "policy", ErrRefused)) != "remote-server-not-found" {
 		t.Fatal("refused")
 	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent use.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // --- raw peer ---
