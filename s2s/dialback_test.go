@@ -226,3 +226,20 @@ func TestChooseOutPreference(t *testing.T) {
 		t.Fatalf("TLS not-supported: %v", a)
 	}
 }
+
+// XEP-0178 §3 / RFC 6120 §6.4.6: the authzid is empty, "=", or the from
+// domain of the stream; anything else is refused with a specific condition.
+func TestCheckAuthzid(t *testing.T) {
+	for _, tc := range []struct{ text, want string }{
+		{"", ""},
+		{"=", ""},
+		{"YS5leGFtcGxl", ""},                 // base64("a.example")
+		{"QS5FWEFNUExF", ""},                 // base64("A.EXAMPLE"): same domain
+		{"Yy5leGFtcGxl", saslInvalidAuthzid}, // base64("c.example")
+		{"not base64!", saslMalformed},
+	} {
+		if got := checkAuthzid(tc.text, "a.example"); got != tc.want {
+			t.Errorf("checkAuthzid(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+}
