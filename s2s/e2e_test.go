@@ -757,8 +757,18 @@ func TestMaxStreamsPerDomain(t *testing.T) {
 	h := newHarness(t)
 	b := h.node("b.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.MaxStreamsPerDomain = 1 }})
 	h.rawPeer("evil.example", b)
-	p := h.rawPeer("evil.example", b)
-	if got := p.readAll(); !strings.Contains(got, "<resource-constraint ") {
-		t.Errorf("second stream: %q, want resource-constraint", got)
+	// The second stream from the same domain is refused right after its
+	// header, before any TLS or authentication work.
+	c, err := net.Dial("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer c.Close()
+	p := &rawPeer{t: t, conn: c}
+	p.write("<?xml version='1.0'?>" + header("evil.example", b.domain))
+	if got := p.readAll(); !strings.Contains(got, "<resource-constraint ") || strings.Contains(got, "starttls") {
+		t.Errorf("second stream: %q, want resource-constraint before any feature", got)
+	}
+	// Another domain still gets in.
+	h.rawPeer("other.example", b)
 }

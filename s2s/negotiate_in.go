@@ -34,12 +34,16 @@ func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool
 	}
 	st.r = wire.NewReader(st.io(conn), s.limits.wireLimits())
 	st.w = wire.NewWriter(st.io(conn))
-	neg := st.neg
+	neg, owned := st.neg, st // st itself is nil on error returns
 	defer func() {
 		if err != nil {
 			_ = conn.Close()
 			neg.cancel()
 			neg.wg.Wait()
+			s.unregister(owned)
+			if owned.rt != nil {
+				owned.rt.cancel()
+			}
 			err = ctxErr(ctx, err)
 			return
 		}
@@ -165,6 +169,17 @@ func (st *stream) openIn(ctx context.Context) error {
 				return st.fail("policy", streamerr.PolicyViolation, "domain "+from+" is not allowed to federate")
 			}
 			st.set = set
+			// Count the stream against Limits.MaxStreams and
+			// MaxStreamsPerDomain as soon as the peer is known, so the
+			// stream over the limit is refused here, before any TLS or
+			// authentication work (REFERENCE §5.5 #47-48).
+			if err := s.register(st); err != nil {
+				cond := streamerr.ResourceConstraint
+				if errors.Is(err, ErrServerClosed) {
+					cond = streamerr.SystemShutdown
+				}
+				return st.fail("stream", cond, err.Error())
+			}
 		}
 	}
 	return nil
