@@ -26,11 +26,18 @@
 //     SRV-ID, XmppAddr, DNS-ID; DANE), serves reloadable certificates chosen
 //     by SNI, and issues test certificates from an in-memory test CA.
 //
-// Later parts of the module add s2s (stream negotiation and the connection
-// pool), policy (partners, gateway settings, per-user access), translate
-// (XMPP to the host's model and back) and federation (the server a host
-// embeds). examples/ holds runnable programs; examples/s2scheck is a
-// diagnostic an operator runs against a domain.
+//   - [github.com/xmppfed/xmppfed/s2s] opens, accepts, authenticates and
+//     keeps server-to-server streams: STARTTLS and direct TLS, SASL
+//     EXTERNAL, Server Dialback with piggybacking, bidi, per-domain
+//     negotiation settings, stanza addressing checks, limits, keepalives,
+//     and the outbound pool that queues, retries and bounces.
+//
+// Later parts of the module add policy (partners, gateway settings,
+// per-user access), translate (XMPP to the host's model and back) and
+// federation (the server a host embeds). examples/ holds runnable
+// programs; examples/s2scheck is a diagnostic an operator runs against a
+// domain. internal/ holds the stream framer, the injectable clock and the
+// interop suite against Prosody and ejabberd.
 //
 // # A minimal wiring sketch
 //
