@@ -31,7 +31,8 @@ type Message struct {
 
 // Client is a logged-in c2s session of a real user on a peer.
 type Client struct {
-	JID jid.JID
+	JID jid.JID // the full JID the server bound
+
 
 	sess     *xmpp.Session
 	msgs     chan Message

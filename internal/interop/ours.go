@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -171,10 +172,15 @@ func (o *Ours) ServeDirectTLS(t testing.TB, addr string) {
 }
 
 // SendMessage sends a chat message with body from from (one of ours) to to
-// through our server.
+// through our server. All values are XML-escaped.
 func (o *Ours) SendMessage(ctx context.Context, from, to, body string) error {
+	esc := func(s string) string {
+		var b strings.Builder
+		_ = xml.EscapeText(&b, []byte(s))
+		return b.String()
+	}
 	raw := fmt.Sprintf(`<message xmlns='jabber:server' from='%s' to='%s' type='chat' id='interop-%s'><body>%s</body></message>`,
-		from, to, body, body)
+		esc(from), esc(to), esc(body), esc(body))
 	st, err := s2s.ParseStanza([]byte(raw))
 	if err != nil {
 		return err

@@ -15,9 +15,9 @@ import (
 // Peer is a running real XMPP server.
 type Peer struct {
 	Kind   string // "prosody" or "ejabberd"
-	Domain string
-	IP     string
-	Mode   Mode
+	Domain string // its XMPP domain, e.g. "prosody.test"
+	IP     string // the loopback address it listens on
+	Mode   Mode   // how it authenticates our server
 	Dir    string // its temporary directory
 	LogF   string // its main log file
 
