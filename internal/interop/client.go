@@ -33,7 +33,6 @@ type Message struct {
 type Client struct {
 	JID jid.JID // the full JID the server bound
 
-
 	sess     *xmpp.Session
 	msgs     chan Message
 	served   chan struct{}
