@@ -41,7 +41,48 @@ type outPair struct {
 	last     time.Time   // when the last attempt began
 	used     time.Time   // last Send for this pair
 	timer    clock.Timer // pending attempt (minRetry wait or background retry)
+	dead     bool        // pruned from the pool: look the pair up again
 	mu       sync.Mutex
+}
+
+// pairEntry returns the pool entry for p, locked, creating it if needed.
+func (s *Server) pairEntry(p pair) (*outPair, error) {
+	r := &s.run
+	for {
+		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			return nil, ErrServerClosed
+		}
+		op := r.pairs[p]
+		if op == nil {
+			op = &outPair{p: p}
+			r.pairs[p] = op
+		}
+		r.mu.Unlock()
+		op.mu.Lock()
+		if !op.dead {
+			return op, nil
+		}
+		op.mu.Unlock() // pruned meanwhile: its replacement is in the map
+	}
+}
+
+// prune removes op from the pool when nothing refers to it any more (no
+// stream, nothing queued, no attempt running or scheduled), so a server
+// that federated with many domains over time does not keep an entry for
+// each forever. op.mu is held; the lock order is op.mu, then s.run.mu.
+func (s *Server) prune(op *outPair) {
+	if op.st != nil || len(op.queue) > 0 || op.dialing || op.failures > 0 {
+		return
+	}
+	r := &s.run
+	r.mu.Lock()
+	if r.pairs[op.p] == op {
+		delete(r.pairs, op.p)
+	}
+	r.mu.Unlock()
+	op.dead = true
 }
 
 // randInt63n is the default jitter source.
@@ -82,21 +123,11 @@ func (s *Server) Send(ctx context.Context, st *Stanza) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r := &s.run
 	p := pair{local: st.fromDomain, remote: st.toDomain}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return ErrServerClosed
+	op, err := s.pairEntry(p)
+	if err != nil {
+		return err
 	}
-	op := r.pairs[p]
-	if op == nil {
-		op = &outPair{p: p}
-		r.pairs[p] = op
-	}
-	r.mu.Unlock()
-
-	op.mu.Lock()
 	op.used = s.clock.Now()
 	if op.st != nil && len(op.queue) == 0 {
 		if op.st.enqueue(outItem{raw: st.raw, stz: st}) {
@@ -115,7 +146,10 @@ func (s *Server) Send(ctx context.Context, st *Stanza) error {
 				Text: map[string]string{"": "federation with " + p.remote + " is not allowed: " + err.Error()}}
 		}
 	}
-	op.mu.Lock()
+	op, err = s.pairEntry(p) // the same entry, unless it was pruned meanwhile
+	if err != nil {
+		return err
+	}
 	defer op.mu.Unlock()
 	if op.st != nil && len(op.queue) == 0 && op.st.enqueue(outItem{raw: st.raw, stz: st}) {
 		return nil
@@ -193,7 +227,9 @@ func (s *Server) retry(op *outPair, background bool) {
 	}
 	if background && len(op.queue) == 0 {
 		if s.clock.Now().Sub(op.used) > maxRetry {
-			return // nobody sends there any more
+			op.failures = 0 // give up: nobody sends there any more
+			s.prune(op)
+			return
 		}
 		op.dialing = true
 		op.last = s.clock.Now()
@@ -409,6 +445,7 @@ func (s *Server) streamLost(st *stream, back []*Stanza, err error) {
 				s.kick(op)
 			}
 		}
+		s.prune(op)
 		op.mu.Unlock()
 	}
 	why := errors.New("the stream ended before delivery")
