@@ -128,7 +128,13 @@ func (s *Server) writeLoop(st *stream) {
 		for {
 			rt.mu.Lock()
 			batch := rt.q
-			rt.q = rt.spare[:0]
+			if len(batch) > 0 {
+				// Swap in the spare array only when taking something: on
+				// an empty turn the queue keeps its own array, so queue
+				// and spare never share one (an alias let enqueue's
+				// append overwrite a batch being written, losing stanzas).
+				rt.q, rt.spare = rt.spare[:0], nil
+			}
 			closing, failed := rt.closing, rt.failed
 			smOn := rt.smOn
 			rt.mu.Unlock()
