@@ -49,7 +49,11 @@ type runState struct {
 	closing bool      // no more enqueues; the writer ends the stream once q is empty
 	failed  bool      // a stream error was sent: drop q
 	// XEP-0198 (outbound streams whose peer offered it).
-	smOn      bool      // <enabled/> received
+	// smOn: <enable/> is queued ahead of every stanza and the peer has not
+	// refused it, so every stanza written is counted (XEP-0198 §4: our
+	// count starts when we send <enable/>, the peer's when it answers).
+	smOn      bool
+	smEnabled bool      // <enabled/> received: acks may be requested, inH counts
 	unacked   []*Stanza // written, not yet acknowledged, oldest first
 	outH      uint32    // stanzas written since <enable/>
 	ackedH    uint32    // last h the peer acknowledged
@@ -87,6 +91,14 @@ func (s *Server) newRunState(st *stream) *runState {
 		sigc:      make(chan struct{}, 1),
 		writerEnd: make(chan struct{}),
 		done:      make(chan struct{}),
+	}
+	if smOffered(st) {
+		// XEP-0198 §3: enable on the outbound stream, before the stream
+		// is shared, so <enable/> precedes every stanza on the wire and
+		// all of them are counted; the peer answers <enabled/> or
+		// <failed/>, handled by the read loop.
+		st.rt.smOn = true
+		st.rt.q = append(st.rt.q, outItem{raw: []byte("<enable xmlns='" + nsSM + "'/>")})
 	}
 	return st.rt
 }
@@ -198,7 +210,7 @@ func (s *Server) smTrack(st *stream, batch []outItem) error {
 			rt.outH++
 		}
 	}
-	ask := !rt.askedAck && (len(rt.unacked) >= smAckEvery || len(rt.q) == 0)
+	ask := rt.smEnabled && !rt.askedAck && (len(rt.unacked) >= smAckEvery || len(rt.q) == 0)
 	if ask {
 		rt.askedAck = true
 	}
@@ -251,11 +263,7 @@ func (s *Server) runStream(st *stream) error {
 	rt.mu.Unlock()
 	s.logNegotiated(st)
 	s.run.wg.Go(func() { s.writeLoop(st) })
-	if smOffered(st) {
-		// XEP-0198 §3: enable on the outbound stream; the peer answers
-		// <enabled/> or <failed/>, handled by the read loop.
-		st.enqueue(outItem{raw: []byte("<enable xmlns='" + nsSM + "'/>")})
-	}
+	rt.signal() // <enable/> may be queued already (newRunState)
 	d := s.nextTick(st)
 	rt.mu.Lock()
 	rt.timer = s.clock.AfterFunc(d, func() { s.tick(st) })
@@ -282,7 +290,9 @@ func (s *Server) readLoop(st *stream) error {
 			}
 			var se *wire.StreamError
 			if errors.As(err, &se) {
-				return st.streamFail(se.Cond, se.Error())
+				// RFC 6120 §4.9.4: with its application condition
+				// (XEP-0205 stanza-too-big for an oversized stanza).
+				return st.streamFailApp(se.Cond, se.App, se.Error())
 			}
 			return err
 		}
@@ -350,8 +360,8 @@ func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 	}
 	rt.in.Add(1)
 	rt.mu.Lock()
-	if rt.smOn {
-		rt.inH++
+	if rt.smEnabled {
+		rt.inH++ // XEP-0198 §4: counted from <enabled/>
 	}
 	rt.mu.Unlock()
 	if stz.Kind == "iq" {
@@ -490,9 +500,25 @@ func (s *Server) handleSM(st *stream, el *wire.Element) error {
 	switch el.Name.Local {
 	case "enabled":
 		rt.mu.Lock()
-		rt.smOn = true
+		if !rt.smOn || rt.smEnabled {
+			rt.mu.Unlock()
+			return st.streamFail(streamerr.UnsupportedStanzaType, "XEP-0198 <enabled/> without a pending <enable/>")
+		}
+		rt.smEnabled = true
+		// Stanzas written between our <enable/> and this answer are
+		// counted already: ask for their ack now.
+		ask := len(rt.unacked) > 0 && !rt.askedAck
+		rt.askedAck = rt.askedAck || ask
 		rt.mu.Unlock()
+		if ask {
+			st.enqueue(outItem{raw: []byte("<r xmlns='" + nsSM + "'/>")})
+		}
 	case "failed":
+		rt.mu.Lock()
+		rt.smOn = false
+		clear(rt.unacked)
+		rt.unacked, rt.outH = nil, 0
+		rt.mu.Unlock()
 		s.log.LogAttrs(rt.ctx, slog.LevelDebug, "s2s stream management refused", slog.String("remote", st.remote))
 	case "r":
 		// XEP-0198 §4: answer with the count of stanzas handled.
@@ -508,10 +534,13 @@ func (s *Server) handleSM(st *stream, el *wire.Element) error {
 		rt.mu.Lock()
 		// h counts modulo 2^32 (XEP-0198 §4).
 		n := uint32(h) - rt.ackedH
-		if int(n) > len(rt.unacked) {
+		if !rt.smEnabled || int64(n) > int64(len(rt.unacked)) {
+			sent := rt.outH
 			rt.mu.Unlock()
-			// XEP-0198 §4: acknowledging more than was sent.
-			return st.streamFail(streamerr.UndefinedCondition, "XEP-0198 h acknowledges stanzas never sent")
+			// XEP-0198 §4: acknowledging more than was sent is an
+			// undefined-condition stream error with <handled-count-too-high/>.
+			app := "<handled-count-too-high xmlns='" + nsSM + "' h='" + strconv.FormatUint(h, 10) + "' send-count='" + strconv.FormatUint(uint64(sent), 10) + "'/>"
+			return st.streamFailApp(streamerr.UndefinedCondition, app, "XEP-0198 h acknowledges stanzas never sent")
 		}
 		clear(rt.unacked[:n])
 		rt.unacked = rt.unacked[n:]
@@ -535,6 +564,12 @@ func (s *Server) handleSM(st *stream, el *wire.Element) error {
 // </stream:stream>), closes the connection and returns an error wrapping
 // cond. Queued stanzas stay queued for the pool to requeue.
 func (st *stream) streamFail(cond streamerr.Error, text string) error {
+	return st.streamFailApp(cond, "", text)
+}
+
+// streamFailApp is streamFail with an application-specific condition
+// element (RFC 6120 §4.9.4), raw XML, "" for none.
+func (st *stream) streamFailApp(cond streamerr.Error, app, text string) error {
 	rt := st.rt
 	rt.mu.Lock()
 	already := rt.failed
@@ -542,7 +577,7 @@ func (st *stream) streamFail(cond streamerr.Error, text string) error {
 	rt.mu.Unlock()
 	rt.signal()
 	if !already {
-		_ = st.w.WriteStreamError(cond, text)
+		_ = st.w.WriteError(&wire.StreamError{Cond: cond, App: app}, text)
 	}
 	_ = st.conn.Close()
 	return &sentError{cond: cond, text: text}
@@ -708,7 +743,8 @@ func (s *Server) endStream(st *stream, err error) {
 	st.closeNeg(err)
 	rt.mu.Lock()
 	var back []*Stanza
-	if rt.smOn {
+	if rt.smEnabled {
+		// XEP-0198 §4: not acknowledged, so maybe not handled: send again.
 		back = append(back, rt.unacked...)
 	}
 	for _, it := range rt.q {

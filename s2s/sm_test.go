@@ -1,0 +1,378 @@
+package s2s_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xmppfed/xmppfed/internal/wire"
+)
+
+// The tests in this file drive our Server's XEP-0198 (Stream Management)
+// support on outbound streams against a scripted fake receiving server.
+
+const nsSM = "urn:xmpp:sm:3"
+
+// fakeRecv is a hand-driven receiving server for one domain on loopback:
+// it negotiates STARTTLS (required), SASL EXTERNAL and, optionally,
+// XEP-0288 bidi and XEP-0198 stream management, then lets the test read
+// and write top-level elements.
+type fakeRecv struct {
+	t      testing.TB
+	h      *harness
+	domain string
+	cert   tls.Certificate
+	sm     bool // offer <sm xmlns='urn:xmpp:sm:3'/> after authentication
+	conns  chan net.Conn
+}
+
+// fakeConn is one negotiated stream of a fakeRecv.
+type fakeConn struct {
+	t    testing.TB
+	conn net.Conn
+	r    *wire.Reader
+	w    *wire.Writer
+}
+
+// newFakeRecv listens on loopback and points the harness DNS at it.
+func (h *harness) newFakeRecv(domain string, sm bool) *fakeRecv {
+	t := h.t
+	cert, err := h.ca.IssueDomain(domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeRecv{t: t, h: h, domain: domain, cert: cert, sm: sm, conns: make(chan net.Conn, 8)}
+	h.dns.AddSRV("_xmpp-server._tcp", domain, "xmpp."+domain, uint16(l.Addr().(*net.TCPAddr).Port), 0, 0)
+	h.dns.AddHost("xmpp."+domain, netip.MustParseAddr("127.0.0.1"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case f.conns <- c:
+			default:
+				_ = c.Close() // more connections than the test expects
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+		for {
+			select {
+			case c := <-f.conns:
+				_ = c.Close()
+			default:
+				return
+			}
+		}
+	})
+	return f
+}
+
+// accept takes the next connection from our Server and negotiates it as
+// the receiving side: header, STARTTLS required, TLS, header, SASL
+// EXTERNAL (and bidi), success, header, final features.
+func (f *fakeRecv) accept() *fakeConn {
+	t := f.t
+	t.Helper()
+	c := recv(t, f.conns, "connection from our server")
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(hang))
+	fc := &fakeConn{t: t, conn: c, r: wire.NewReader(c, wire.Limits{}), w: wire.NewWriter(c)}
+	hdr := fc.header()
+	if hdr.From != "a.example" || hdr.To != f.domain {
+		t.Fatalf("header from %q to %q", hdr.From, hdr.To)
+	}
+	fc.write("<stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>")
+	fc.expect("urn:ietf:params:xml:ns:xmpp-tls", "starttls")
+	fc.write("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+	tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{f.cert}, ClientAuth: tls.RequestClientCert, MinVersion: tls.VersionTLS12})
+	if err := tc.Handshake(); err != nil {
+		t.Fatalf("TLS handshake: %v", err)
+	}
+	fc.conn = tc
+	fc.r.Reset(tc)
+	fc.w.Reset(tc)
+	fc.header()
+	fc.write("<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>EXTERNAL</mechanism></mechanisms>" +
+		"<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback><bidi xmlns='urn:xmpp:features:bidi'/></stream:features>")
+	fc.expect("urn:xmpp:bidi", "bidi")
+	fc.expect("urn:ietf:params:xml:ns:xmpp-sasl", "auth")
+	fc.write("<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>")
+	fc.r.Reset(tc)
+	fc.header()
+	if f.sm {
+		fc.write("<stream:features><sm xmlns='" + nsSM + "'/></stream:features>")
+	} else {
+		fc.write("<stream:features/>")
+	}
+	return fc
+}
+
+// header reads the initiator's stream header and answers with ours.
+func (fc *fakeConn) header() wire.Header {
+	fc.t.Helper()
+	hdr, err := fc.r.ReadHeader()
+	if err != nil {
+		fc.t.Fatalf("reading header: %v", err)
+	}
+	if err := fc.w.WriteHeader(wire.Header{From: hdr.To, To: hdr.From, ID: wire.NewID()}); err != nil {
+		fc.t.Fatal(err)
+	}
+	return hdr
+}
+
+func (fc *fakeConn) write(s string) {
+	fc.t.Helper()
+	if err := fc.w.WriteRaw([]byte(s)); err != nil {
+		fc.t.Fatalf("fake write: %v", err)
+	}
+}
+
+func (fc *fakeConn) next() *wire.Element {
+	fc.t.Helper()
+	el, err := fc.r.Next()
+	if err != nil {
+		fc.t.Fatalf("fake read: %v", err)
+	}
+	return el
+}
+
+func (fc *fakeConn) expect(space, local string) *wire.Element {
+	fc.t.Helper()
+	el := fc.next()
+	if el.Name.Space != space || el.Name.Local != local {
+		fc.t.Fatalf("got %s, want {%s}%s", el.Raw, space, local)
+	}
+	return el
+}
+
+// bodyOf returns the text of a message's <body/>, or "" for anything else.
+func bodyOf(el *wire.Element) string {
+	if el.Name.Local != "message" {
+		return ""
+	}
+	kids, err := el.Children()
+	if err != nil {
+		return ""
+	}
+	for _, k := range kids {
+		if k.Name.Local == "body" {
+			return k.Text
+		}
+	}
+	return ""
+}
+
+// messages reads until it has n messages and returns their bodies and how
+// many <r/> requests came with them. Anything else fails the test.
+func (fc *fakeConn) messages(n int) (bodies []string, requests int) {
+	fc.t.Helper()
+	for len(bodies) < n {
+		el := fc.next()
+		switch {
+		case el.Name.Space == nsSM && el.Name.Local == "r":
+			requests++
+		case el.Name.Local == "message":
+			bodies = append(bodies, bodyOf(el))
+		default:
+			fc.t.Fatalf("got %s while waiting for %d messages", el.Raw, n)
+		}
+	}
+	return bodies, requests
+}
+
+func sendBodies(t testing.TB, a *node, to string, bodies ...string) {
+	t.Helper()
+	for _, b := range bodies {
+		if err := a.srv.Send(context.Background(), msg(t, "u@a.example", to, b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func noBounce(t testing.TB, a *node) {
+	t.Helper()
+	select {
+	case bo := <-a.bounced:
+		t.Errorf("bounced %s: %v %s", bo.st.Raw(), bo.err.Condition, bo.err.Text[""])
+	default:
+	}
+}
+
+// TestSMEnableAndAcks: on an outbound stream whose peer offers XEP-0198
+// our side sends <enable/> before any stanza (XEP-0198 §3), counts the
+// stanzas written after it (even before <enabled/> arrives: the peer
+// counts from its <enabled/>, which follows our <enable/> on the wire),
+// requests acks, and answers the peer's <r/> with the number of stanzas it
+// handled since <enabled/> (XEP-0198 §4).
+func TestSMEnableAndAcks(t *testing.T) {
+	h := newHarness(t)
+	a := h.node("a.example", nodeOpt{})
+	f := h.newFakeRecv("b.example", true)
+	sendBodies(t, a, "v@b.example", "1")
+	fc := f.accept()
+	fc.expect(nsSM, "enable")
+	if got, _ := fc.messages(1); got[0] != "1" {
+		t.Fatalf("first message %q", got[0])
+	}
+	fc.write("<enabled xmlns='" + nsSM + "'/>")
+	// Message 1 was written after <enable/>: it is unacknowledged, so our
+	// side asks (at the latest once SM is confirmed).
+	fc.expect(nsSM, "r")
+	fc.write("<a xmlns='" + nsSM + "' h='1'/>")
+
+	// The peer's stanzas over the bidi stream are counted for its <r/>.
+	for i := range 3 {
+		fc.write("<message xmlns='jabber:server' from='v@b.example' to='u@a.example'><body>in" + strconv.Itoa(i) + "</body></message>")
+	}
+	fc.write("<r xmlns='" + nsSM + "'/>")
+	if el := fc.expect(nsSM, "a"); el.AttrValue("h") != "3" {
+		t.Errorf("answer to <r/>: %s, want h='3'", el.Raw)
+	}
+	for range 3 {
+		recv(t, a.got, "inbound message")
+	}
+
+	// More stanzas: our side requests an ack and, once all are acked,
+	// stops asking (one outstanding <r/> at a time).
+	sendBodies(t, a, "v@b.example", "2", "3", "4")
+	got, reqs := fc.messages(3)
+	if strings.Join(got, ",") != "2,3,4" {
+		t.Fatalf("got %v, want 2,3,4", got)
+	}
+	if reqs == 0 {
+		// The request follows the batch that held the last message.
+		fc.expect(nsSM, "r")
+	}
+	fc.write("<a xmlns='" + nsSM + "' h='4'/>")
+	// h is cumulative: the peer's h after 5 more inbound stanzas is 8.
+	for i := range 5 {
+		fc.write("<message xmlns='jabber:server' from='v@b.example' to='u@a.example'><body>x" + strconv.Itoa(i) + "</body></message>")
+	}
+	fc.write("<r xmlns='" + nsSM + "'/>")
+	for {
+		el := fc.next()
+		if el.Name.Space == nsSM && el.Name.Local == "r" {
+			continue // a request sent before our ack arrived
+		}
+		if el.Name.Space != nsSM || el.Name.Local != "a" || el.AttrValue("h") != "8" {
+			t.Fatalf("got %s, want <a h='8'/>", el.Raw)
+		}
+		break
+	}
+	noBounce(t, a)
+}
+
+// TestSMRequeueUnacked: when the peer acknowledges only some stanzas and
+// the connection is lost, the unacknowledged ones are sent again, in
+// order, on the next stream, and the acknowledged ones are not (XEP-0198
+// §4: h is the count of handled stanzas).
+func TestSMRequeueUnacked(t *testing.T) {
+	h := newHarness(t)
+	a := h.node("a.example", nodeOpt{})
+	f := h.newFakeRecv("b.example", true)
+	sendBodies(t, a, "v@b.example", "1")
+	fc := f.accept()
+	fc.expect(nsSM, "enable")
+	fc.write("<enabled xmlns='" + nsSM + "'/>")
+	fc.messages(1)
+	fc.expect(nsSM, "r")
+	sendBodies(t, a, "v@b.example", "2", "3", "4", "5")
+	got, _ := fc.messages(4)
+	if strings.Join(got, ",") != "2,3,4,5" {
+		t.Fatalf("first stream got %v", got)
+	}
+	// Acknowledge 1 and 2 only. Our side then asks again for the rest:
+	// once that <r/> is read, the ack has been processed.
+	fc.write("<a xmlns='" + nsSM + "' h='2'/>")
+	for {
+		el := fc.next()
+		if el.Name.Space == nsSM && el.Name.Local == "r" {
+			break
+		}
+		t.Fatalf("got %s, want <r/>", el.Raw)
+	}
+	// Lose the connection without closing the stream.
+	_ = fc.conn.(*tls.Conn).NetConn().Close()
+
+	fc2 := f.accept()
+	fc2.expect(nsSM, "enable")
+	fc2.write("<enabled xmlns='" + nsSM + "'/>")
+	got, _ = fc2.messages(3)
+	if strings.Join(got, ",") != "3,4,5" {
+		t.Fatalf("second stream got %v, want 3,4,5 (unacknowledged only, in order)", got)
+	}
+	fc2.expect(nsSM, "r")
+	fc2.write("<a xmlns='" + nsSM + "' h='3'/>")
+	sendBodies(t, a, "v@b.example", "6")
+	if got, _ := fc2.messages(1); got[0] != "6" {
+		t.Fatalf("next message %q", got[0])
+	}
+	noBounce(t, a)
+}
+
+// TestSMAckTooHigh: an <a/> acknowledging more stanzas than were sent is a
+// protocol violation (XEP-0198 §4): the stream ends with
+// undefined-condition and the stanza is delivered on a new stream.
+func TestSMAckTooHigh(t *testing.T) {
+	h := newHarness(t)
+	a := h.node("a.example", nodeOpt{})
+	f := h.newFakeRecv("b.example", true)
+	sendBodies(t, a, "v@b.example", "1")
+	fc := f.accept()
+	fc.expect(nsSM, "enable")
+	fc.write("<enabled xmlns='" + nsSM + "'/>")
+	fc.messages(1)
+	fc.expect(nsSM, "r")
+	fc.write("<a xmlns='" + nsSM + "' h='2'/>")
+	el, err := fc.r.Next()
+	if err != nil || el.Name.Local != "error" || !strings.Contains(string(el.Raw), "undefined-condition") || !strings.Contains(string(el.Raw), "handled-count-too-high") {
+		t.Fatalf("got %v %v, want a stream error undefined-condition with handled-count-too-high", el, err)
+	}
+	if _, err := fc.r.Next(); !errors.Is(err, wire.ErrStreamEnd) {
+		t.Fatalf("after the stream error: %v", err)
+	}
+	_ = fc.conn.Close()
+	// Not acknowledged: delivered again on the next stream.
+	fc2 := f.accept()
+	fc2.expect(nsSM, "enable")
+	if got, _ := fc2.messages(1); got[0] != "1" {
+		t.Fatalf("second stream got %q", got[0])
+	}
+}
+
+// TestSMNotOffered: a peer that does not offer XEP-0198 never gets
+// <enable/> nor <r/>: the stanza comes first, and nothing else but the
+// stream close follows.
+func TestSMNotOffered(t *testing.T) {
+	h := newHarness(t)
+	a := h.node("a.example", nodeOpt{})
+	f := h.newFakeRecv("b.example", false)
+	sendBodies(t, a, "v@b.example", "1", "2")
+	fc := f.accept()
+	if got, _ := fc.messages(2); strings.Join(got, ",") != "1,2" {
+		t.Fatalf("got %v", got)
+	}
+	fc.write("</stream:stream>")
+	el, err := fc.r.Next()
+	if !errors.Is(err, wire.ErrStreamEnd) {
+		t.Fatalf("got %v %v, want only the stream end", el, err)
+	}
+	noBounce(t, a)
+}
