@@ -32,6 +32,7 @@ const (
 	defaultMaxDepth  = 64
 	defaultMaxHeader = 16 << 10
 	minRead          = 4096
+	minFree          = 512 // grow the buffer when less than this is free for a read
 	shrinkAbove      = 64 << 10
 	maxEmptyReads    = 100
 	maxEntityLen     = 32
@@ -113,6 +114,25 @@ type Reader struct {
 	attrs       []attrSpan
 	usedDefault bool
 	nonASCII    bool
+
+	pool  *BufferPool     // nil: r.buf is kept for the life of the Reader
+	small [smallRead]byte // with a pool: the blocking read of an idle stream
+}
+
+// SetBufferPool makes r borrow its buffer from p and give it back whenever
+// everything read has been consumed, so that a Reader waiting for input
+// holds no buffer: the read that waits goes into a small inline array, and
+// a buffer is taken from p only once bytes arrive. Nil stops using a pool.
+// Like the other methods it must not be called concurrently with them.
+func (r *Reader) SetBufferPool(p *BufferPool) { r.pool = p }
+
+// release gives r.buf back to the pool when nothing is buffered.
+func (r *Reader) release() {
+	if r.pool == nil || r.pos < len(r.buf) || r.buf == nil {
+		return
+	}
+	r.pool.put(r.buf)
+	r.buf, r.pos, r.unitStart = nil, 0, 0
 }
 
 // NewReader returns a Reader for the stream arriving on r. Call ReadHeader
@@ -138,6 +158,7 @@ func (r *Reader) Reset(src io.Reader) {
 	r.binds = r.binds[:0]
 	r.open = r.open[:0]
 	r.attrs = r.attrs[:0]
+	r.release()
 }
 
 // Buffered returns the number of bytes read from the transport but not yet
@@ -160,7 +181,10 @@ func (r *Reader) fill() error {
 	if r.src == nil {
 		return io.EOF
 	}
-	if cap(r.buf)-len(r.buf) < minRead {
+	if r.buf == nil && r.pool != nil {
+		return r.fillSmall()
+	}
+	if cap(r.buf)-len(r.buf) < minFree {
 		nb := make([]byte, len(r.buf), 2*cap(r.buf)+minRead)
 		copy(nb, r.buf)
 		r.buf = nb
@@ -169,6 +193,24 @@ func (r *Reader) fill() error {
 		n, err := r.src.Read(r.buf[len(r.buf):cap(r.buf)])
 		if n > 0 {
 			r.buf = r.buf[:len(r.buf)+n]
+			r.count.Add(int64(n))
+			return nil // a non-nil err will be returned again by the next Read
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// fillSmall is fill for a Reader that holds no buffer (it uses a pool and
+// was idle): it waits for input in r.small and only then borrows a buffer,
+// so that an idle stream blocked here costs no buffer.
+func (r *Reader) fillSmall() error {
+	for range maxEmptyReads {
+		n, err := r.src.Read(r.small[:])
+		if n > 0 {
+			r.buf = append(r.pool.get(), r.small[:n]...)
 			r.count.Add(int64(n))
 			return nil // a non-nil err will be returned again by the next Read
 		}
@@ -515,6 +557,7 @@ func (r *Reader) Next() (*Element, error) {
 			break
 		}
 		r.buf, r.pos = r.buf[:0], 0
+		r.release()
 		if err := r.fill(); err != nil {
 			r.unitStart = 0
 			return nil, r.finish(err)

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -19,18 +18,35 @@ import (
 // flushes before returning.
 type Writer struct {
 	mu     sync.Mutex
-	bw     *bufio.Writer
+	dst    io.Writer // nil: no transport
+	buf    []byte    // unflushed bytes; nil when none and a pool is used
+	err    error     // sticky transport error, as bufio.Writer has
+	pool   *BufferPool
 	closed bool
 	scr    []byte
 }
 
 // NewWriter returns a Writer that writes to w.
 func NewWriter(w io.Writer) *Writer {
-	wr := &Writer{}
-	if w != nil {
-		wr.bw = bufio.NewWriterSize(w, 4096)
+	return &Writer{dst: w}
+}
+
+// SetBufferPool makes w borrow its buffer from p for each batch of writes
+// and give it back after every flush, so that a Writer with nothing to
+// write holds no buffer. Nil stops using a pool.
+func (w *Writer) SetBufferPool(p *BufferPool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pool = p
+	w.releaseLocked()
+}
+
+// releaseLocked gives an empty buffer back to the pool.
+func (w *Writer) releaseLocked() {
+	if w.pool != nil && len(w.buf) == 0 && w.buf != nil {
+		w.pool.put(w.buf)
+		w.buf = nil
 	}
-	return wr
 }
 
 // Reset starts a new output stream on dst, e.g. the TLS connection after
@@ -40,19 +56,14 @@ func (w *Writer) Reset(dst io.Writer) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.closed = false
-	if dst == nil {
-		w.bw = nil
-		return
-	}
-	if w.bw == nil {
-		w.bw = bufio.NewWriterSize(dst, 4096)
-		return
-	}
-	w.bw.Reset(dst)
+	w.dst = dst
+	w.err = nil
+	w.buf = w.buf[:0]
+	w.releaseLocked()
 }
 
 func (w *Writer) usable() error {
-	if w.bw == nil {
+	if w.dst == nil {
 		return ErrNoTransport
 	}
 	if w.closed {
@@ -70,12 +81,67 @@ func (w *Writer) write(b []byte, flush bool) error {
 	return w.writeLocked(b, flush)
 }
 
+// writeLocked buffers b (writing through when it does not fit), and
+// flushes if asked.
 func (w *Writer) writeLocked(b []byte, flush bool) error {
-	if _, err := w.bw.Write(b); err != nil {
+	if w.err != nil {
+		return w.err
+	}
+	if w.buf == nil {
+		if w.pool != nil {
+			w.buf = w.pool.get()
+		} else {
+			w.buf = make([]byte, 0, poolBufSize)
+		}
+	}
+	if len(w.buf)+len(b) > cap(w.buf) {
+		if err := w.writeBuf(); err != nil {
+			return err
+		}
+		if len(b) >= cap(w.buf) {
+			// Too big to buffer: write it through, as bufio does.
+			return w.writeDst(b)
+		}
+	}
+	w.buf = append(w.buf, b...)
+	if flush {
+		return w.flushLocked()
+	}
+	return nil
+}
+
+// writeDst writes b to the transport; errors stick.
+func (w *Writer) writeDst(b []byte) error {
+	n, err := w.dst.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		w.err = err
+	}
+	return err
+}
+
+// flushLocked writes the buffer to the transport and, with a pool, gives
+// the buffer back.
+func (w *Writer) flushLocked() error {
+	if err := w.writeBuf(); err != nil {
 		return err
 	}
-	if flush {
-		return w.bw.Flush()
+	w.releaseLocked()
+	return nil
+}
+
+// writeBuf writes the buffered bytes to the transport, keeping the buffer.
+func (w *Writer) writeBuf() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) > 0 {
+		if err := w.writeDst(w.buf); err != nil {
+			return err
+		}
+		w.buf = w.buf[:0]
 	}
 	return nil
 }
@@ -132,10 +198,10 @@ func (w *Writer) WriteRawNoFlush(b []byte) error { return w.write(b, false) }
 func (w *Writer) Flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.bw == nil {
+	if w.dst == nil {
 		return ErrNoTransport
 	}
-	return w.bw.Flush()
+	return w.flushLocked()
 }
 
 // WriteElement serialises n and flushes. An element in jabber:server (or no
@@ -325,7 +391,7 @@ func (w *Writer) Close() error {
 	if w.closed {
 		return nil
 	}
-	if w.bw == nil {
+	if w.dst == nil {
 		return ErrNoTransport
 	}
 	w.closed = true
