@@ -3,6 +3,7 @@ package s2s_test
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -175,4 +176,25 @@ func TestStanzaTooBigOnTheWire(t *testing.T) {
 		t.Errorf("got %q, want policy-violation with stanza-too-big", e)
 	}
 	nothingDelivered(t, b)
+}
+
+// TestStanzaTooBigDuringNegotiation: the same limit applies before
+// authentication, with the same stream error and application condition.
+func TestStanzaTooBigDuringNegotiation(t *testing.T) {
+	h := newHarness(t)
+	b := h.node("b.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.MaxStanzaBytes = 2048 }})
+	c, err := net.Dial("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := &rawPeer{t: t, conn: c}
+	p.write("<?xml version='1.0'?>" + header("evil.example", b.domain))
+	p.readUntil("</stream:features>")
+	p.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>" + strings.Repeat("<x/>", 1024) + "</starttls>")
+	got := p.readAll()
+	if !strings.Contains(got, "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'") ||
+		!strings.Contains(got, "<stanza-too-big xmlns='urn:xmpp:errors'/>") || !strings.Contains(got, "</stream:stream>") {
+		t.Errorf("got %q, want policy-violation with stanza-too-big", got)
+	}
 }

@@ -395,8 +395,15 @@ func elemString(n xml.Name) string {
 // §4.9.1.1: then </stream:stream>), closes the connection and returns a
 // *NegotiationError wrapping the condition.
 func (st *stream) fail(step string, cond streamerr.Error, text string) error {
+	return st.failApp(step, cond, "", text)
+}
+
+// failApp is fail with an application-specific condition element (RFC 6120
+// §4.9.4, raw XML, "" for none), e.g. the wire.StreamError App of an
+// oversized element (stanza-too-big).
+func (st *stream) failApp(step string, cond streamerr.Error, app, text string) error {
 	if st.w != nil {
-		_ = st.w.WriteStreamError(cond, text)
+		_ = st.w.WriteError(&wire.StreamError{Cond: cond, App: app}, text)
 	}
 	if st.conn != nil {
 		_ = st.conn.Close()

@@ -123,7 +123,7 @@ func (st *stream) openIn(ctx context.Context) error {
 		if errors.As(err, &se) {
 			st.id = wire.NewID()
 			_ = st.w.WriteHeader(wire.Header{ID: st.id, Version: "1.0", XMLNS: wire.NSServer, Dialback: true})
-			return st.fail("stream", se.Cond, "bad stream header")
+			return st.failApp("stream", se.Cond, se.App, "bad stream header")
 		}
 		return negErr(st.local, st.remote, "stream", fmt.Errorf("reading stream header: %w", err))
 	}
@@ -198,7 +198,7 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 			var se *wire.StreamError
 			switch {
 			case errors.As(err, &se):
-				return 0, st.fail("stream", se.Cond, "protocol violation")
+				return 0, st.failApp("stream", se.Cond, se.App, "protocol violation")
 			case errors.Is(err, wire.ErrStreamEnd) || errors.Is(err, io.EOF):
 				_ = st.w.Close()
 				return 0, negErrf(st.local, st.remote, "stream", "peer closed the stream before authenticating")

@@ -161,7 +161,7 @@ func (st *stream) openOut() (wire.Header, error) {
 	if err != nil {
 		var se *wire.StreamError
 		if errors.As(err, &se) {
-			return h, st.fail("stream", se.Cond, "bad stream header")
+			return h, st.failApp("stream", se.Cond, se.App, "bad stream header")
 		}
 		return h, negErr(st.local, st.remote, "stream", fmt.Errorf("reading stream header: %w", err))
 	}

@@ -68,8 +68,15 @@ type runState struct {
 	bytesElem int64     // reader byte count after the last element
 	timer     clock.Timer
 	auth      AuthMethod // how the first pair was authenticated
-	sigc      chan struct{}
-	writerEnd chan struct{}
+	// The writer goroutine runs only while there is something to write
+	// (an idle stream keeps no goroutine and no stack for it): enqueue
+	// starts it, it exits once the queue is empty.
+	running   bool           // runStream started: a writer may run
+	writing   bool           // a writer goroutine is running
+	wdone     bool           // the writer finished for good (closed our half, failed or broken)
+	ended     bool           // endStream began: no writer starts any more
+	writers   sync.WaitGroup // writer goroutines, waited for by endStream
+	writerEnd chan struct{}  // closed when wdone is set
 
 	registered bool
 	in, out    atomic.Uint64 // stanzas received, sent
@@ -88,7 +95,6 @@ func (s *Server) newRunState(st *stream) *runState {
 	st.rt = &runState{
 		ctx: ctx, cancel: cancel,
 		lastSend: now, lastRecv: now, lastData: now,
-		sigc:      make(chan struct{}, 1),
 		writerEnd: make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -113,56 +119,85 @@ func (st *stream) enqueue(items ...outItem) bool {
 		return false
 	}
 	rt.q = append(rt.q, items...)
+	st.srv.startWriterLocked(st)
 	rt.mu.Unlock()
-	rt.signal()
 	return true
 }
 
-func (rt *runState) signal() {
-	select {
-	case rt.sigc <- struct{}{}:
-	default:
+// startWriterLocked starts the writer goroutine when there is work for it
+// (queued XML, or a graceful close or failure to finish) and none is
+// running; rt.mu is held. Only one writer runs at a time, so queued XML
+// goes out in order.
+func (s *Server) startWriterLocked(st *stream) {
+	rt := st.rt
+	if !rt.running || rt.writing || rt.wdone || rt.ended {
+		return
+	}
+	if len(rt.q) == 0 && !rt.closing && !rt.failed {
+		return
+	}
+	rt.writing = true
+	// The stream's read loop is counted in s.run.wg until endStream sets
+	// rt.ended, so this Add never races with Close's Wait at zero.
+	rt.writers.Add(1)
+	s.run.wg.Go(func() {
+		defer rt.writers.Done()
+		s.writeLoop(st)
+	})
+}
+
+// finishWriterLocked records that the writer is done for good; rt.mu is
+// held.
+func (rt *runState) finishWriterLocked() {
+	rt.writing = false
+	if !rt.wdone {
+		rt.wdone = true
+		close(rt.writerEnd)
 	}
 }
 
-// writeLoop is the stream's only writer of queued XML: it takes the whole
-// queue at once and writes it with one flush (batching), in order. It ends
-// the stream with </stream:stream> when closing and drained.
+// writeLoop writes queued XML: it takes the whole queue at once and writes
+// it with one flush (batching), in order, until the queue is empty; then
+// it exits (enqueue starts it again). It ends the stream with
+// </stream:stream> when closing and drained.
 func (s *Server) writeLoop(st *stream) {
 	rt := st.rt
-	defer close(rt.writerEnd)
 	for {
-		select {
-		case <-rt.sigc:
-		case <-rt.ctx.Done():
+		rt.mu.Lock()
+		if rt.failed || rt.ctx.Err() != nil {
+			rt.finishWriterLocked()
+			rt.mu.Unlock()
 			return
 		}
-		for {
-			rt.mu.Lock()
-			batch := rt.q
-			if len(batch) > 0 {
-				// Swap in the spare array only when taking something: on
-				// an empty turn the queue keeps its own array, so queue
-				// and spare never share one (an alias let enqueue's
-				// append overwrite a batch being written, losing stanzas).
-				rt.q, rt.spare = rt.spare[:0], nil
-			}
-			closing, failed := rt.closing, rt.failed
-			smOn := rt.smOn
-			rt.mu.Unlock()
-			if failed {
+		if len(rt.q) == 0 {
+			if rt.closing {
+				rt.mu.Unlock()
+				// Graceful end (RFC 6120 §4.4): everything queued is
+				// written; close our half and let the reader wait for
+				// the peer's </stream:stream>.
+				_ = st.w.Close()
+				rt.mu.Lock()
+				rt.finishWriterLocked()
+				rt.mu.Unlock()
 				return
 			}
-			if len(batch) == 0 {
-				if closing {
-					// Graceful end (RFC 6120 §4.4): everything queued is
-					// written; close our half and let the reader wait for
-					// the peer's </stream:stream>.
-					_ = st.w.Close()
-					return
-				}
-				break
+			// Idle: exit, keeping no goroutine. A large spare array
+			// from a burst is not kept either.
+			rt.writing = false
+			if cap(rt.spare) > 64 {
+				rt.spare = nil
 			}
+			rt.mu.Unlock()
+			return
+		}
+		batch := rt.q
+		// Swap in the spare array only when taking something, so queue
+		// and spare never share one (an alias let enqueue's append
+		// overwrite a batch being written, losing stanzas).
+		rt.q, rt.spare = rt.spare[:0], nil
+		smOn := rt.smOn
+		rt.mu.Unlock()
+		{
 			var err error
 			sent := 0
 			for i := range batch {
@@ -184,6 +219,7 @@ func (s *Server) writeLoop(st *stream) {
 				// what was not written so the pool can requeue it.
 				rt.mu.Lock()
 				rt.q = append(batch, rt.q...)
+				rt.finishWriterLocked()
 				rt.mu.Unlock()
 				_ = st.conn.Close()
 				return
@@ -532,9 +568,13 @@ func (s *Server) handleSM(st *stream, el *wire.Element) error {
 			return st.streamFail(streamerr.InvalidXML, "XEP-0198 <a/> with a bad h: "+strconv.Quote(el.AttrValue("h")))
 		}
 		rt.mu.Lock()
+		if !rt.smEnabled {
+			rt.mu.Unlock()
+			return st.streamFail(streamerr.UnsupportedStanzaType, "XEP-0198 <a/> on a stream without stream management")
+		}
 		// h counts modulo 2^32 (XEP-0198 §4).
 		n := uint32(h) - rt.ackedH
-		if !rt.smEnabled || int64(n) > int64(len(rt.unacked)) {
+		if int64(n) > int64(len(rt.unacked)) {
 			sent := rt.outH
 			rt.mu.Unlock()
 			// XEP-0198 §4: acknowledging more than was sent is an
