@@ -376,3 +376,40 @@ func TestSMNotOffered(t *testing.T) {
 	}
 	noBounce(t, a)
 }
+
+// TestSMFailed: a peer that answers <enable/> with <failed/> gets no <r/>
+// and no <a/> is accepted from it; stanzas still flow, and a lost stream
+// does not send written stanzas again (without XEP-0198 a written stanza
+// counts as delivered, as on any stream).
+func TestSMFailed(t *testing.T) {
+	h := newHarness(t)
+	a := h.node("a.example", nodeOpt{})
+	f := h.newFakeRecv("b.example", true)
+	sendBodies(t, a, "v@b.example", "1")
+	fc := f.accept()
+	fc.expect(nsSM, "enable")
+	fc.write("<failed xmlns='" + nsSM + "'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")
+	if got, _ := fc.messages(1); got[0] != "1" {
+		t.Fatalf("got %q", got[0])
+	}
+	sendBodies(t, a, "v@b.example", "2")
+	// No <r/> comes in between: messages fails on anything but a message.
+	if got, _ := fc.messages(1); got[0] != "2" {
+		t.Fatalf("got %q", got[0])
+	}
+	fc.write("<a xmlns='" + nsSM + "' h='0'/>")
+	el, err := fc.r.Next()
+	if err != nil || el.Name.Local != "error" || !strings.Contains(string(el.Raw), "unsupported-stanza-type") {
+		t.Fatalf("got %v %v, want unsupported-stanza-type", el, err)
+	}
+	_ = fc.conn.Close()
+	// Nothing is pending: the next stream carries only the next stanza.
+	sendBodies(t, a, "v@b.example", "3")
+	fc2 := f.accept()
+	fc2.expect(nsSM, "enable")
+	fc2.write("<enabled xmlns='" + nsSM + "'/>")
+	if got, _ := fc2.messages(1); got[0] != "3" {
+		t.Fatalf("second stream got %q, want 3 only", got[0])
+	}
+	noBounce(t, a)
+}
