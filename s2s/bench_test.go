@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -123,10 +125,27 @@ func BenchmarkEstablish(b *testing.B) {
 	}
 }
 
-// BenchmarkIdleStreamMemory opens 2000 authenticated streams (2000
-// initiating Servers, one receiving Server) and reports heap+stack bytes
-// per stream end (each connection is a stream in each Server) and per
-// connection. Run with -benchtime=1x.
+// BenchmarkIdleStreamMemory measures the memory an idle authenticated
+// stream costs. conns initiating Servers (one domain each, all a.example)
+// each open one TLS 1.3 + SASL EXTERNAL stream to one receiving Server and
+// deliver one stanza over it; then nothing moves. Each connection is a
+// stream end in two Servers (outbound in its initiator, inbound in the
+// receiver), both in this process.
+//
+// What it counts: after runtime.GC, the growth of HeapInuse+StackInuse
+// (heap objects and goroutine stacks the runtime holds for them) from a
+// baseline taken after every initiating Server was created and started
+// (Server.Stats starts it), so per-Server fixed cost (maps, contexts, the
+// receiver's listener) is excluded, to the moment every stream is
+// established and idle. It includes the connection's TCP sockets, both
+// crypto/tls connections, both wire readers and writers, the runtime and
+// negotiation state, the outbound pool entry and every goroutine the
+// streams keep. Metrics: B/stream is that growth per stream end (2*conns),
+// B/conn per connection, goroutines/conn the goroutines kept per
+// connection and stack-B/conn the StackInuse part. Kernel socket buffers
+// are not Go memory and are not counted. Run with -benchtime=1x. With
+// S2S_HEAPPROFILE=file set it writes a heap profile (after GC) while the
+// streams are still open, for go tool pprof.
 func BenchmarkIdleStreamMemory(b *testing.B) {
 	const conns = 2000
 	h := newHarness(b)
@@ -148,13 +167,14 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 	st := msg(b, "u@a.example", "v@b.example", "x")
 	for range b.N {
 		n.Store(0)
-		runtime.GC()
-		var before runtime.MemStats
-		runtime.ReadMemStats(&before)
 		srvs := make([]*s2s.Server, conns)
 		for i := range srvs {
 			srvs[i] = &s2s.Server{Domains: []string{"a.example"}, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 				Verify: certs.VerifyOptions{Roots: h.ca.Pool()}, Resolver: res}
+			_ = srvs[i].Stats() // starts the Server: its fixed cost is in the baseline
+		}
+		before, g0 := settledMem()
+		for i := range srvs {
 			if err := srvs[i].Send(context.Background(), st); err != nil {
 				b.Fatal(err)
 			}
@@ -167,15 +187,50 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 		case <-time.After(2 * time.Minute):
 			b.Fatalf("only %d of %d streams delivered", n.Load(), conns)
 		}
-		runtime.GC()
-		var after runtime.MemStats
-		runtime.ReadMemStats(&after)
+		after, g1 := settledMem()
+		if p := os.Getenv("S2S_HEAPPROFILE"); p != "" {
+			writeHeapProfile(b, p)
+		}
 		used := float64((after.HeapInuse + after.StackInuse) - (before.HeapInuse + before.StackInuse))
 		b.ReportMetric(used/(2*conns), "B/stream")
 		b.ReportMetric(used/conns, "B/conn")
+		b.ReportMetric(float64(after.StackInuse-before.StackInuse)/conns, "stack-B/conn")
+		b.ReportMetric(float64(g1-g0)/conns, "goroutines/conn")
 		for _, s := range srvs {
 			_ = s.Close()
 		}
 		all = make(chan struct{})
+	}
+}
+
+// settledMem waits (boundedly) for the goroutine count to stop changing,
+// then collects garbage and returns the memory statistics and the number of
+// goroutines.
+func settledMem() (runtime.MemStats, int) {
+	last := -1
+	for range 50 {
+		g := runtime.NumGoroutine()
+		if g == last {
+			break
+		}
+		last = g
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 4 {
+		runtime.GC()
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m, runtime.NumGoroutine()
+}
+
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
 	}
 }

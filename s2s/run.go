@@ -197,41 +197,39 @@ func (s *Server) writeLoop(st *stream) {
 		rt.q, rt.spare = rt.spare[:0], nil
 		smOn := rt.smOn
 		rt.mu.Unlock()
-		{
-			var err error
-			sent := 0
-			for i := range batch {
-				if err = st.w.WriteRawNoFlush(batch[i].raw); err != nil {
-					break
-				}
-				if batch[i].stz != nil {
-					sent++
-				}
+		var err error
+		sent := 0
+		for i := range batch {
+			if err = st.w.WriteRawNoFlush(batch[i].raw); err != nil {
+				break
 			}
-			if err == nil && smOn && sent > 0 {
-				err = s.smTrack(st, batch)
+			if batch[i].stz != nil {
+				sent++
 			}
-			if err == nil {
-				err = st.w.Flush()
-			}
-			if err != nil {
-				// The reader sees the broken connection too; give back
-				// what was not written so the pool can requeue it.
-				rt.mu.Lock()
-				rt.q = append(batch, rt.q...)
-				rt.finishWriterLocked()
-				rt.mu.Unlock()
-				_ = st.conn.Close()
-				return
-			}
-			st.rt.out.Add(uint64(sent))
-			now := s.clock.Now()
-			rt.mu.Lock()
-			rt.lastSend, rt.lastData = now, now
-			clear(batch)
-			rt.spare = batch[:0]
-			rt.mu.Unlock()
 		}
+		if err == nil && smOn && sent > 0 {
+			err = s.smTrack(st, batch)
+		}
+		if err == nil {
+			err = st.w.Flush()
+		}
+		if err != nil {
+			// The reader sees the broken connection too; give back
+			// what was not written so the pool can requeue it.
+			rt.mu.Lock()
+			rt.q = append(batch, rt.q...)
+			rt.finishWriterLocked()
+			rt.mu.Unlock()
+			_ = st.conn.Close()
+			return
+		}
+		st.rt.out.Add(uint64(sent))
+		now := s.clock.Now()
+		rt.mu.Lock()
+		rt.lastSend, rt.lastData = now, now
+		clear(batch)
+		rt.spare = batch[:0]
+		rt.mu.Unlock()
 	}
 }
 
@@ -298,8 +296,12 @@ func (s *Server) runStream(st *stream) error {
 	rt.bytesIn = st.r.LastActivity() // negotiation bytes are not traffic
 	rt.mu.Unlock()
 	s.logNegotiated(st)
-	s.run.wg.Go(func() { s.writeLoop(st) })
-	rt.signal() // <enable/> may be queued already (newRunState)
+	st.r.SetBufferPool(&s.run.bufs)
+	st.w.SetBufferPool(&s.run.bufs)
+	rt.mu.Lock()
+	rt.running = true
+	s.startWriterLocked(st) // <enable/> or stanzas may be queued already
+	rt.mu.Unlock()
 	d := s.nextTick(st)
 	rt.mu.Lock()
 	rt.timer = s.clock.AfterFunc(d, func() { s.tick(st) })
@@ -615,7 +617,7 @@ func (st *stream) streamFailApp(cond streamerr.Error, app, text string) error {
 	already := rt.failed
 	rt.failed = true
 	rt.mu.Unlock()
-	rt.signal()
+	// A running writer sees failed and stops; none is started for it.
 	if !already {
 		_ = st.w.WriteError(&wire.StreamError{Cond: cond, App: app}, text)
 	}
@@ -629,12 +631,13 @@ func (st *stream) closeGracefully() {
 	rt := st.rt
 	rt.mu.Lock()
 	rt.closing = true
+	st.srv.startWriterLocked(st)
 	rt.mu.Unlock()
-	rt.signal()
 }
 
-// waitWriter waits for the writer to end (it ends once the queue is
-// drained after closeGracefully, or when the stream's context ends).
+// waitWriter waits for the writer to finish for good (once the queue is
+// drained after closeGracefully, or on failure), or for the stream's
+// context to end.
 func (s *Server) waitWriter(st *stream) {
 	select {
 	case <-st.rt.writerEnd:
@@ -770,13 +773,14 @@ func (s *Server) endStream(st *stream, err error) {
 	rt := st.rt
 	rt.mu.Lock()
 	rt.closing = true
+	rt.ended = true // no writer starts after this: Wait below is safe
 	if rt.timer != nil {
 		rt.timer.Stop()
 	}
 	rt.mu.Unlock()
 	_ = st.conn.Close()
 	rt.cancel()
-	<-rt.writerEnd
+	rt.writers.Wait()
 	st.mu.Lock()
 	st.closed = true
 	st.mu.Unlock()

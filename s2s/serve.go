@@ -11,6 +11,8 @@ import (
 	"time"
 
 	streamerr "mellium.im/xmpp/stream"
+
+	"github.com/xmppfed/xmppfed/internal/wire"
 )
 
 // ErrServerClosed is returned by Serve, ServeDirectTLS and Send after
@@ -37,6 +39,7 @@ type serverState struct {
 	shutdown  chan struct{}       // closed by Shutdown
 	poolc     chan struct{}       // signalled when the pool changes
 	rand      func(n int64) int64 // jitter source
+	bufs      wire.BufferPool     // read/write buffers of established streams
 }
 
 // start initialises the Server (defaults, then the running state) once.
