@@ -413,3 +413,59 @@ func TestSMFailed(t *testing.T) {
 	}
 	noBounce(t, a)
 }
+
+// BenchmarkSMThroughput measures Send to delivery on one XEP-0198 stream
+// whose peer acknowledges every <r/> at once.
+func BenchmarkSMThroughput(b *testing.B) {
+	h := newHarness(b)
+	a := h.node("a.example", nodeOpt{})
+	f := h.newFakeRecv("b.example", true)
+	sendBodies(b, a, "v@b.example", "warm-up")
+	fc := f.accept()
+	fc.expect(nsSM, "enable")
+	fc.write("<enabled xmlns='" + nsSM + "'/>")
+	fc.messages(1)
+	_ = fc.conn.SetDeadline(time.Time{})
+	want := b.N + 1 // the warm-up message counts
+	all := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		n := 1
+		for {
+			el, err := fc.r.Next()
+			if err != nil {
+				done <- err
+				return
+			}
+			switch {
+			case el.Name.Local == "message":
+				if n++; n == want {
+					close(all)
+				}
+			case el.Name.Space == nsSM && el.Name.Local == "r":
+				if err := fc.w.WriteRaw([]byte("<a xmlns='" + nsSM + "' h='" + strconv.Itoa(n) + "'/>")); err != nil {
+					done <- err
+					return
+				}
+			}
+		}
+	}()
+	st := msg(b, "u@a.example", "v@b.example", "payload")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := a.srv.Send(context.Background(), st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-all:
+	case err := <-done:
+		b.Fatalf("fake reader: %v", err)
+	case <-time.After(hang):
+		b.Fatalf("not all %d stanzas delivered within %v", b.N, hang)
+	}
+	b.StopTimer()
+	_ = fc.conn.Close()
+	<-done
+}
