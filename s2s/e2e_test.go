@@ -444,6 +444,9 @@ func TestHandlerPanicAndBidiReply(t *testing.T) {
 }
 
 // waitPending waits (bounded) until the fake clock has at least n timers.
+// waitPending waits until n timers are armed on c. Tests that wait for a
+// stream's own timer disable the negotiation timeout, so that timer (still
+// armed while negotiation finishes) cannot be counted in its place.
 func waitPending(t testing.TB, c *clock.Fake, n int) {
 	t.Helper()
 	for range 15000 {
@@ -468,7 +471,7 @@ func fakeClockOpt(c *clock.Fake, lim s2s.Limits) func(*s2s.Server) {
 func TestKeepAliveAndIdleTimeout(t *testing.T) {
 	h := newHarness(t)
 	c := clock.NewFake(time.Unix(1e9, 0))
-	b := h.node("b.example", nodeOpt{mod: fakeClockOpt(c, s2s.Limits{KeepAlive: 30 * time.Second, IdleTimeout: 100 * time.Second, PingInterval: -1})})
+	b := h.node("b.example", nodeOpt{mod: fakeClockOpt(c, s2s.Limits{KeepAlive: 30 * time.Second, IdleTimeout: 100 * time.Second, PingInterval: -1, NegotiationTimeout: -1})})
 	p := h.rawPeer("evil.example", b)
 	waitPending(t, c, 1)
 	c.Advance(31 * time.Second)
@@ -490,7 +493,7 @@ func TestKeepAliveAndIdleTimeout(t *testing.T) {
 func TestPing(t *testing.T) {
 	h := newHarness(t)
 	c := clock.NewFake(time.Unix(1e9, 0))
-	b := h.node("b.example", nodeOpt{mod: fakeClockOpt(c, s2s.Limits{KeepAlive: -1, IdleTimeout: -1, PingInterval: 50 * time.Second})})
+	b := h.node("b.example", nodeOpt{mod: fakeClockOpt(c, s2s.Limits{KeepAlive: -1, IdleTimeout: -1, PingInterval: 50 * time.Second, NegotiationTimeout: -1})})
 	p := h.rawPeer("evil.example", b)
 	waitPending(t, c, 1)
 	c.Advance(51 * time.Second)
