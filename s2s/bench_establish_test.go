@@ -5,11 +5,11 @@ import (
 	"testing"
 )
 
-// BenchmarkEstablish measures opening a fresh authenticated outbound
+// BenchmarkNegotiate measures opening a fresh authenticated outbound
 // stream over loopback, from TCP connect to authenticated: TLS 1.3 with
 // SASL EXTERNAL, and TLS with a full dialback round trip (db:result, a
 // verification connection with its own TLS, db:verify).
-func BenchmarkEstablish(b *testing.B) {
+func BenchmarkNegotiate(b *testing.B) {
 	for _, bc := range []struct {
 		name  string
 		rogue bool // a's certificate is untrusted at b: dialback, no shortcut

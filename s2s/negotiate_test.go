@@ -216,6 +216,12 @@ func (n *node) run(st *stream) {
 	_ = st.w.Close()
 	_ = st.conn.Close()
 	st.closeNeg(err)
+	// acceptStream counted the stream against the limits; the runtime
+	// uncounts it when the stream ends, and so does this stand-in.
+	n.srv.unregister(st)
+	if st.rt != nil {
+		st.rt.cancel()
+	}
 }
 
 // dial opens an outbound stream and runs its loop in the background.
