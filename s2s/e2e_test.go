@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,8 @@ type node struct {
 	addr    string
 	got     chan *s2s.Stanza
 	bounced chan bounced
+	// lostBounces counts bounces that did not fit in bounced.
+	lostBounces atomic.Int64
 }
 
 type nodeOpt struct {
@@ -94,7 +97,16 @@ func (h *harness) node(domain string, o nodeOpt) *node {
 			n.got <- st
 			return nil
 		}),
-		Bounce: func(_ context.Context, st *s2s.Stanza, err stanza.Error) { n.bounced <- bounced{st, err} },
+		// Bounce must not block (Server.Bounce's contract): past the
+		// channel's capacity bounces are counted, not waited on, so a
+		// failing test can still Close its servers.
+		Bounce: func(_ context.Context, st *s2s.Stanza, err stanza.Error) {
+			select {
+			case n.bounced <- bounced{st, err}:
+			default:
+				n.lostBounces.Add(1)
+			}
+		},
 	}
 	if o.handler != nil {
 		n.srv.Handler = o.handler

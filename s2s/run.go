@@ -197,6 +197,12 @@ func (s *Server) writeLoop(st *stream) {
 		rt.q, rt.spare = rt.spare[:0], nil
 		smOn := rt.smOn
 		rt.mu.Unlock()
+		// With stream management the stanzas are recorded as
+		// unacknowledged BEFORE they are written: a large batch goes out
+		// while it is being written, and the peer's <a/> for it may be
+		// read before the write returns (XEP-0198 §4 counts what was
+		// sent, so it must already be counted).
+		ask := smOn && s.smTrack(st, batch)
 		var err error
 		sent := 0
 		for i := range batch {
@@ -207,17 +213,22 @@ func (s *Server) writeLoop(st *stream) {
 				sent++
 			}
 		}
-		if err == nil && smOn && sent > 0 {
-			err = s.smTrack(st, batch)
+		if err == nil && ask {
+			err = st.w.WriteRawNoFlush([]byte("<r xmlns='" + nsSM + "'/>"))
 		}
 		if err == nil {
 			err = st.w.Flush()
 		}
 		if err != nil {
 			// The reader sees the broken connection too; give back
-			// what was not written so the pool can requeue it.
+			// what was not written so the pool can requeue it. Tracked
+			// stanzas are already in the unacknowledged list, which is
+			// requeued when the stream ends: giving them back here too
+			// would send them twice.
 			rt.mu.Lock()
-			rt.q = append(batch, rt.q...)
+			if !smOn {
+				rt.q = append(batch, rt.q...)
+			}
 			rt.finishWriterLocked()
 			rt.mu.Unlock()
 			_ = st.conn.Close()
@@ -233,26 +244,29 @@ func (s *Server) writeLoop(st *stream) {
 	}
 }
 
-// smTrack records written stanzas as unacknowledged and asks for an ack
-// when enough are outstanding (XEP-0198 §4); the caller flushes.
-func (s *Server) smTrack(st *stream, batch []outItem) error {
+// smTrack records the stanzas of a batch about to be written as
+// unacknowledged and reports whether to ask for an ack after them (XEP-0198
+// §4): when enough are outstanding or nothing else is queued.
+func (s *Server) smTrack(st *stream, batch []outItem) bool {
 	rt := st.rt
 	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	n := 0
 	for i := range batch {
 		if batch[i].stz != nil {
 			rt.unacked = append(rt.unacked, batch[i].stz)
 			rt.outH++
+			n++
 		}
+	}
+	if n == 0 {
+		return false
 	}
 	ask := rt.smEnabled && !rt.askedAck && (len(rt.unacked) >= smAckEvery || len(rt.q) == 0)
 	if ask {
 		rt.askedAck = true
 	}
-	rt.mu.Unlock()
-	if ask {
-		return st.w.WriteRawNoFlush([]byte("<r xmlns='" + nsSM + "'/>"))
-	}
-	return nil
+	return ask
 }
 
 // smOffered reports whether the peer's stream features (outbound streams)
