@@ -21,6 +21,7 @@
 //     negative caching, the DNSSEC AD bit and TLSA records for DANE.
 //     [github.com/xmppfed/xmppfed/dnsdisco/dnsdiscotest] runs a loopback DNS
 //     server for tests.
+//
 //   - [github.com/xmppfed/xmppfed/certs] decides whether a certificate chain
 //     really belongs to an XMPP domain (RFC 6125/9525 and RFC 6120 §13.7:
 //     SRV-ID, XmppAddr, DNS-ID; DANE), serves reloadable certificates chosen

@@ -56,7 +56,7 @@ var ErrStreamClosed = errors.New("s2s: stream closed")
 // answered our db:result with type='error' and a stanza error condition.
 // It does not end the stream.
 type DialbackError struct {
-	Condition stanza.Condition
+	Condition stanza.Condition // e.g. not-authorized, remote-server-not-found
 }
 
 // Error describes the condition.
@@ -67,8 +67,8 @@ func (e *DialbackError) Error() string {
 // PeerStreamError is a stream error the peer sent us (RFC 6120 §4.9).
 // errors.Is(err, streamerr.X) matches its condition.
 type PeerStreamError struct {
-	Cond streamerr.Error
-	Text string
+	Cond streamerr.Error // the defined condition, e.g. streamerr.HostUnknown
+	Text string          // the peer's <text/>, if any
 }
 
 // Error describes the condition and text.
@@ -88,10 +88,12 @@ type sentError struct {
 	text string
 }
 
+// Error names the condition we sent and why.
 func (e *sentError) Error() string {
 	return "sent stream error " + e.cond.Err + ": " + e.text
 }
 
+// Unwrap returns the condition, so errors.Is(err, streamerr.X) works.
 func (e *sentError) Unwrap() error { return e.cond }
 
 // negErr builds a *NegotiationError; a nil err is replaced by a description.

@@ -419,6 +419,7 @@ type debugIO struct {
 	mu  *sync.Mutex // keeps chunks of the two directions apart
 }
 
+// Read reads from the transport and copies what came in to DebugWriter.
 func (d debugIO) Read(p []byte) (int, error) {
 	n, err := d.rw.Read(p)
 	if n > 0 {
@@ -429,6 +430,7 @@ func (d debugIO) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write copies p to DebugWriter and writes it to the transport.
 func (d debugIO) Write(p []byte) (int, error) {
 	d.mu.Lock()
 	_, _ = fmt.Fprintf(d.dbg, "OUT %s\n", p)

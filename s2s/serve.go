@@ -359,20 +359,20 @@ func (s *Server) Close() error {
 
 // StreamInfo describes one established stream.
 type StreamInfo struct {
-	Direction  Direction
-	Local      string // our domain in the stream header
-	Remote     string // the peer's domain in the stream header
-	RemoteAddr string // the peer's network address
-	TLSVersion string // "" without TLS, else e.g. "TLS 1.3"
-	Auth       AuthMethod
+	Direction  Direction  // who opened the connection
+	Local      string     // our domain in the stream header
+	Remote     string     // the peer's domain in the stream header
+	RemoteAddr string     // the peer's network address
+	TLSVersion string     // "" without TLS, else e.g. "TLS 1.3"
+	Auth       AuthMethod // how the first pair was authenticated
 	// Identity is the certificate identity of the peer that matched
 	// (certs.Identity.String()), "" when none was verified.
 	Identity              string
-	Bidi                  bool     // XEP-0288: the stream carries both directions
-	SendPairs             []string // "local->remote" pairs we may send for
-	RecvPairs             []string // "remote->local" pairs the peer may send for
-	Since                 time.Time
-	StanzasIn, StanzasOut uint64
+	Bidi                  bool      // XEP-0288: the stream carries both directions
+	SendPairs             []string  // "local->remote" pairs we may send for
+	RecvPairs             []string  // "remote->local" pairs the peer may send for
+	Since                 time.Time // when the stream was established
+	StanzasIn, StanzasOut uint64    // stanzas received and written
 }
 
 // Stats is a snapshot of a Server's streams and queues.

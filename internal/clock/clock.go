@@ -133,6 +133,7 @@ type fakeTimer struct {
 	pending bool
 }
 
+// Stop disarms the timer; see Timer.
 func (t *fakeTimer) Stop() bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()
@@ -141,6 +142,7 @@ func (t *fakeTimer) Stop() bool {
 	return was
 }
 
+// Reset re-arms the timer d from the fake now; see Timer.
 func (t *fakeTimer) Reset(d time.Duration) bool {
 	t.c.mu.Lock()
 	defer t.c.mu.Unlock()

@@ -24,7 +24,7 @@ import (
 // Message is a chat message with a body, as the clients send and see it.
 type Message struct {
 	stanza.Message
-	Body string `xml:"body"`
+	Body string `xml:"body"` // the message body
 	// Err is the stanza error of a type='error' message (RFC 6120 §8.3).
 	Err *stanza.Error `xml:"error"`
 }

@@ -38,8 +38,8 @@ const (
 
 // PKI is the test CA plus a second, untrusted CA for dialback mode.
 type PKI struct {
-	CA    *certs.TestCA
-	Other *certs.TestCA
+	CA    *certs.TestCA // trusted by every server in the suite
+	Other *certs.TestCA // trusted by nobody: certificates that force dialback
 }
 
 // NewPKI creates both CAs.

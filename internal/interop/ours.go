@@ -42,6 +42,7 @@ type syncBuffer struct {
 
 const syncBufferCap = 1 << 20
 
+// Write appends p up to syncBufferCap bytes in all; it never fails.
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -51,6 +52,7 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// String returns what was written so far.
 func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -60,7 +62,7 @@ func (b *syncBuffer) String() string {
 // Ours is an s2s.Server for OurDomain serving OurAddr (STARTTLS style), with
 // a Handler and Bounce that record what they get.
 type Ours struct {
-	Server *s2s.Server
+	Server *s2s.Server // serving OurDomain
 	// Log holds the server's slog output and its raw XML (DebugWriter).
 	Log, XML *syncBuffer
 

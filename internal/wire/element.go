@@ -70,10 +70,10 @@ func (e *Element) Node() (*Node, error) {
 // Node is a small DOM node used for negotiation elements (features, SASL,
 // dialback).
 type Node struct {
-	Name     xml.Name
+	Name     xml.Name   // namespace-resolved
 	Attr     []xml.Attr // without namespace declarations
-	Children []*Node
-	Text     string // character data directly inside, concatenated
+	Children []*Node    // child elements in document order
+	Text     string     // character data directly inside, concatenated
 }
 
 // Child returns the first child named {space}local, or nil.
