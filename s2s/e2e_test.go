@@ -177,15 +177,25 @@ func TestDeliverReplyAndStats(t *testing.T) {
 		!strings.Contains(string(reply.Raw()), "item-not-found") || !strings.Contains(string(reply.Raw()), "<body>hello</body>") {
 		t.Errorf("reply = %s", reply.Raw())
 	}
-	stats := a.srv.Stats()
+	// The writer counts a stanza once its flush returns, which can be
+	// after the peer already answered it: Stats is a snapshot, so wait
+	// (bounded) for the count.
 	var out *s2s.StreamInfo
-	for i, si := range stats.Streams {
-		if si.Direction == s2s.Outbound && si.Remote == "b.example" {
-			out = &stats.Streams[i]
+	for range 2000 {
+		stats := a.srv.Stats()
+		out = nil
+		for i, si := range stats.Streams {
+			if si.Direction == s2s.Outbound && si.Remote == "b.example" {
+				out = &stats.Streams[i]
+			}
 		}
+		if out != nil && out.StanzasOut == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if out == nil {
-		t.Fatalf("no outbound stream in %+v", stats)
+		t.Fatalf("no outbound stream in %+v", a.srv.Stats())
 	}
 	if out.Auth != s2s.AuthSASLExternal || out.TLSVersion != "TLS 1.3" || out.Local != "a.example" ||
 		out.StanzasOut != 1 || len(out.SendPairs) != 1 || out.SendPairs[0] != "a.example->b.example" || out.Identity == "" {
