@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/dnsdisco"
 )
 
 // dialStream opens an authenticated outbound stream for (local, remote):
@@ -81,7 +83,7 @@ func (s *Server) connect(ctx context.Context, local, remote string, v *verifyReq
 				keep(negErr(local, remote, "connect", err))
 				continue
 			}
-			st, err := s.negotiateOut(ctx, conn, local, remote, set, t.DirectTLS, v)
+			st, err := s.negotiateOut(ctx, conn, local, remote, set, t.DirectTLS, s.verifyFor(ctx, t), v)
 			if err == nil {
 				return st, nil
 			}
@@ -97,4 +99,35 @@ func (s *Server) connect(ctx context.Context, local, remote string, v *verifyReq
 		best = negErrf(local, remote, "dns", "no usable candidate among %s targets", strconv.Itoa(len(targets)))
 	}
 	return nil, best
+}
+
+// verifyFor returns the options the certificate of target t is verified
+// with: Server.Verify, plus what DNSSEC lets us trust (XEP-0344 §2.1,
+// RFC 7673 §3-4). When the SRV answer was authenticated, the SRV target's
+// name is an acceptable reference identity too; when the target's address
+// answer was authenticated as well, its DNSSEC-authenticated TLSA records
+// (_port._tcp.target) are used for DANE, which then decides alone. Records
+// from an unauthenticated answer are never used, and a TLSA lookup that
+// fails leaves plain PKIX in force.
+func (s *Server) verifyFor(ctx context.Context, t dnsdisco.Target) certs.VerifyOptions {
+	opts := s.Verify
+	if !t.Secure || t.Host == "" {
+		return opts
+	}
+	opts.SecureNames = append(slices.Clip(opts.SecureNames), t.Host)
+	if !t.AddrsSecure {
+		return opts
+	}
+	recs, secure, err := s.resolver.LookupTLSA(ctx, t.Host, t.Port)
+	if err != nil || !secure {
+		if err != nil {
+			s.log.Debug("s2s: TLSA lookup failed; PKIX applies", "host", t.Host, "port", t.Port, "err", err)
+		}
+		return opts
+	}
+	opts.TLSA = slices.Clip(opts.TLSA) // never append into the caller's array
+	for _, r := range recs {
+		opts.TLSA = append(opts.TLSA, certs.TLSA(r))
+	}
+	return opts
 }

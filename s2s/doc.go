@@ -25,6 +25,12 @@
 //     remote-server-timeout (it exists but did not answer) and a text that
 //     says why; error stanzas are never bounced.
 //
+// On outbound streams the receiving server's certificate is checked
+// against the remote domain with package certs; when the SRV answer was
+// DNSSEC-authenticated the SRV target name is an acceptable identity too
+// (XEP-0344), and when the target's addresses were as well, its
+// DNSSEC-authenticated TLSA records decide (DANE, RFC 7673).
+//
 // Which methods a stream may use comes from Settings, per remote domain:
 // TLS and SASL (Required, Optional, NotSupported) and dialback on or off.
 // The zero value requires TLS and prefers SASL EXTERNAL, then dialback

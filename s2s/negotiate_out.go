@@ -22,7 +22,7 @@ import (
 // restarts (RFC 6120 §4.3.3). With v != nil it only verifies a dialback
 // key (header, TLS per settings, db:verify) and closes. conn is closed on
 // error.
-func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote string, set Settings, directTLS bool, v *verifyReq) (st *stream, err error) {
+func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote string, set Settings, directTLS bool, verify certs.VerifyOptions, v *verifyReq) (st *stream, err error) {
 	if s.limits.NegotiationTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.limits.NegotiationTimeout)
@@ -32,7 +32,7 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 	defer stop()
 	st = &stream{
 		srv: s, dir: Outbound, conn: conn, local: local, remote: remote, set: set,
-		created: time.Now(), neg: newNegState(),
+		created: time.Now(), neg: newNegState(), verify: verify,
 	}
 	st.r = wire.NewReader(st.io(conn), s.limits.wireLimits())
 	st.w = wire.NewWriter(st.io(conn))
@@ -214,7 +214,7 @@ func (st *stream) clientHandshake(ctx context.Context, raw net.Conn, directTLS b
 	}
 	cs := tc.ConnectionState()
 	st.conn, st.tls = tc, &cs
-	st.peer, st.peerErr = certs.Verify(st.remote, cs.PeerCertificates, st.srv.Verify)
+	st.peer, st.peerErr = certs.Verify(st.remote, cs.PeerCertificates, st.verify)
 	if st.peerErr != nil {
 		st.srv.log.Info("s2s: peer certificate does not verify", "remote", st.remote, "err", st.peerErr)
 	}

@@ -693,7 +693,7 @@ func TestDialCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go cancel()
-	_, err = s.negotiateOut(ctx, conn, "a.example", "b.example", Settings{}.effective(), false, nil)
+	_, err = s.negotiateOut(ctx, conn, "a.example", "b.example", Settings{}.effective(), false, s.Verify, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}

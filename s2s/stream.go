@@ -78,7 +78,11 @@ type stream struct {
 	local   string // our domain in the (last) stream header
 	remote  string // the peer's domain in the (last) stream header
 	peer    *certs.Result
-	peerErr error    // why the peer's certificate did not verify for remote (nil if it did or none was checked)
+	peerErr error // why the peer's certificate did not verify for remote (nil if it did or none was checked)
+	// verify are the options the peer's certificate is checked with on an
+	// outbound stream: Server.Verify plus, when DNSSEC vouches for the SRV
+	// answer, the SRV target as a reference identity and its DANE records.
+	verify  certs.VerifyOptions
 	set     Settings // effective settings for remote
 	bidi    bool     // XEP-0288 negotiated: the connection carries both directions
 	created time.Time
