@@ -454,8 +454,13 @@ func (r *Reader) readHeader() (Header, error) {
 }
 
 // xmlDecl parses <?xml version=... encoding=... standalone=...?> at r.pos.
+// XML 1.0 §2.8: version comes first and is required, then the optional
+// encoding and standalone, in that order; XMPP is XML 1.0 (RFC 6120 §11)
+// in UTF-8 (§11.6).
 func (r *Reader) xmlDecl() error {
 	r.pos += 5
+	order := [...]string{"version", "encoding", "standalone"}
+	next := 0 // index in order of the next attribute allowed
 	for {
 		if _, err := r.skipSpace(); err != nil {
 			return err
@@ -463,6 +468,9 @@ func (r *Reader) xmlDecl() error {
 		if ok, err := r.hasPrefix("?>"); err != nil {
 			return err
 		} else if ok {
+			if next == 0 {
+				return r.fail(stream.NotWellFormed, "XML declaration without version")
+			}
 			r.pos += 2
 			return nil
 		}
@@ -486,9 +494,25 @@ func (r *Reader) xmlDecl() error {
 		if err != nil {
 			return err
 		}
-		if string(r.buf[n.start:n.end]) == "encoding" && !equalFoldASCII(r.buf[vs:ve], "utf-8") {
-			// RFC 6120 §11.6: UTF-8 only.
-			return r.fail(stream.UnsupportedEncoding, "XML declaration names encoding %q", r.buf[vs:ve])
+		name := string(r.buf[n.start:n.end])
+		i := next
+		for i < len(order) && order[i] != name {
+			i++
+		}
+		if i == len(order) || (next == 0 && i != 0) {
+			return r.fail(stream.NotWellFormed, "XML declaration: unexpected or misplaced %q", name)
+		}
+		next = i + 1
+		switch name {
+		case "version":
+			if string(r.buf[vs:ve]) != "1.0" {
+				return r.fail(stream.NotWellFormed, "XML declaration: version %q is not XML 1.0", r.buf[vs:ve])
+			}
+		case "encoding":
+			if !equalFoldASCII(r.buf[vs:ve], "utf-8") {
+				// RFC 6120 §11.6: UTF-8 only.
+				return r.fail(stream.UnsupportedEncoding, "XML declaration names encoding %q", r.buf[vs:ve])
+			}
 		}
 	}
 }

@@ -78,6 +78,12 @@ func TestReadHeaderErrors(t *testing.T) {
 		lim  wire.Limits
 	}{
 		{"latin1", `<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream xmlns='jabber:server' ` + ss + `>`, stream.UnsupportedEncoding, wire.Limits{}},
+		// XML 1.0 §2.8: version first, required, and 1.0 (found by FuzzHeader).
+		{"xml version 0", `<?xml version='0'?><stream:stream xmlns='jabber:server' ` + ss + `>`, stream.NotWellFormed, wire.Limits{}},
+		{"xml version 1.1", `<?xml version='1.1'?><stream:stream xmlns='jabber:server' ` + ss + `>`, stream.NotWellFormed, wire.Limits{}},
+		{"xml decl without version", `<?xml encoding='UTF-8'?><stream:stream xmlns='jabber:server' ` + ss + `>`, stream.NotWellFormed, wire.Limits{}},
+		{"xml decl out of order", `<?xml version='1.0' standalone='yes' encoding='UTF-8'?><stream:stream xmlns='jabber:server' ` + ss + `>`, stream.NotWellFormed, wire.Limits{}},
+		{"xml decl unknown attribute", `<?xml version='1.0' foo='bar'?><stream:stream xmlns='jabber:server' ` + ss + `>`, stream.NotWellFormed, wire.Limits{}},
 		{"wrong stream ns", `<stream:stream xmlns='jabber:server' xmlns:stream='urn:wrong'>`, stream.InvalidNamespace, wire.Limits{}},
 		{"wrong default ns", `<stream:stream xmlns='jabber:client' ` + ss + `>`, stream.InvalidNamespace, wire.Limits{}},
 		{"no default ns", `<stream:stream ` + ss + `>`, stream.InvalidNamespace, wire.Limits{}},
