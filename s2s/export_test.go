@@ -8,12 +8,7 @@ func SetClock(s *Server, c clock.Clock) { s.clock = c }
 // PoolState reports how many (local, remote) pairs the pool holds and how
 // many of them have an attempt running.
 func PoolState(s *Server) (pairs, dialing int) {
-	s.run.mu.Lock()
-	ops := make([]*outPair, 0, len(s.run.pairs))
-	for _, op := range s.run.pairs {
-		ops = append(ops, op)
-	}
-	s.run.mu.Unlock()
+	ops := s.pairSnapshot()
 	for _, op := range ops {
 		op.mu.Lock()
 		if op.dialing {

@@ -114,16 +114,16 @@ func (s *Server) Send(ctx context.Context, st *Stanza) error {
 		return errors.New("s2s: Send: the stanza is nil or empty (build it with ParseStanza)")
 	}
 	s.start()
-	if !s.isLocal(st.fromDomain) {
+	if !s.isLocal(st.srcDomain) {
 		return fmt.Errorf("s2s: Send: from %q is not one of our domains", st.From.String())
 	}
-	if s.isLocal(st.toDomain) {
+	if s.isLocal(st.dstDomain) {
 		return fmt.Errorf("s2s: Send: to %q is a local domain; deliver it locally", st.To.String())
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p := pair{local: st.fromDomain, remote: st.toDomain}
+	p := pair{local: st.srcDomain, remote: st.dstDomain}
 	op, err := s.pairEntry(p)
 	if err != nil {
 		return err
@@ -396,13 +396,7 @@ func (s *Server) bounce(sts []*Stanza, e stanza.Error) {
 
 // bounceAll bounces every queued stanza (Close).
 func (s *Server) bounceAll(why error) {
-	r := &s.run
-	r.mu.Lock()
-	ops := make([]*outPair, 0, len(r.pairs))
-	for _, op := range r.pairs {
-		ops = append(ops, op)
-	}
-	r.mu.Unlock()
+	ops := s.pairSnapshot()
 	for _, op := range ops {
 		op.mu.Lock()
 		q := op.queue
@@ -423,14 +417,11 @@ func (s *Server) streamLost(st *stream, back []*Stanza, err error) {
 	r := &s.run
 	byPair := make(map[pair][]*Stanza)
 	for _, b := range back {
-		p := pair{local: b.fromDomain, remote: b.toDomain}
+		p := pair{local: b.srcDomain, remote: b.dstDomain}
 		byPair[p] = append(byPair[p], b)
 	}
+	ops := s.pairSnapshot()
 	r.mu.Lock()
-	var ops []*outPair
-	for _, op := range r.pairs {
-		ops = append(ops, op)
-	}
 	closed := r.closed && r.ctx.Err() != nil
 	r.mu.Unlock()
 	for _, op := range ops {
@@ -466,13 +457,7 @@ func (s *Server) streamLost(st *stream, back []*Stanza, err error) {
 // poolIdle reports whether no pair has stanzas queued or an attempt
 // running.
 func (s *Server) poolIdle() bool {
-	r := &s.run
-	r.mu.Lock()
-	ops := make([]*outPair, 0, len(r.pairs))
-	for _, op := range r.pairs {
-		ops = append(ops, op)
-	}
-	r.mu.Unlock()
+	ops := s.pairSnapshot()
 	for _, op := range ops {
 		op.mu.Lock()
 		busy := op.dialing || (len(op.queue) > 0 && op.timer != nil)
@@ -502,3 +487,16 @@ func (s *Server) notifyPool() {
 
 // poolChanged returns the channel notifyPool signals.
 func (s *Server) poolChanged() <-chan struct{} { return s.run.poolc }
+
+// pairSnapshot returns the pool's entries at this moment; callers lock
+// each entry themselves (lock order: op.mu, then s.run.mu).
+func (s *Server) pairSnapshot() []*outPair {
+	r := &s.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ops := make([]*outPair, 0, len(r.pairs))
+	for _, op := range r.pairs {
+		ops = append(ops, op)
+	}
+	return ops
+}

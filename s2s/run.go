@@ -395,11 +395,11 @@ func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 		// RFC 6120 §4.9.3.8: missing or invalid from/to between servers.
 		return st.streamFail(streamerr.ImproperAddressing, err.Error())
 	}
-	if !s.isLocal(stz.toDomain) {
+	if !s.isLocal(stz.dstDomain) {
 		// RFC 6120 §4.9.3.6.
-		return st.streamFail(streamerr.HostUnknown, "the to domain "+stz.toDomain+" is not served here")
+		return st.streamFail(streamerr.HostUnknown, "the to domain "+stz.dstDomain+" is not served here")
 	}
-	if !st.canRecv(pair{local: stz.toDomain, remote: stz.fromDomain}) {
+	if !st.canRecv(pair{local: stz.dstDomain, remote: stz.srcDomain}) {
 		st.mu.Lock()
 		none := len(st.recv) == 0
 		st.mu.Unlock()
@@ -408,7 +408,7 @@ func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 			return st.streamFail(streamerr.NotAuthorized, "no domain is authenticated to send on this stream")
 		}
 		// RFC 6120 §4.9.3.9.
-		return st.streamFail(streamerr.InvalidFrom, "the from domain "+stz.fromDomain+" is not authenticated for "+stz.toDomain+" on this stream")
+		return st.streamFail(streamerr.InvalidFrom, "the from domain "+stz.srcDomain+" is not authenticated for "+stz.dstDomain+" on this stream")
 	}
 	rt.in.Add(1)
 	rt.mu.Lock()
@@ -491,7 +491,7 @@ func (s *Server) reply(ctx context.Context, stz *Stanza, e stanza.Error) {
 // sendRaw sends raw as a reply to stz (from stz.To to stz.From).
 func (s *Server) sendRaw(ctx context.Context, stz *Stanza, raw []byte) {
 	r := &Stanza{Kind: stz.Kind, From: stz.To, To: stz.From, ID: stz.ID, Type: "result",
-		raw: raw, fromDomain: stz.toDomain, toDomain: stz.fromDomain}
+		raw: raw, srcDomain: stz.dstDomain, dstDomain: stz.srcDomain}
 	if err := s.Send(ctx, r); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "s2s reply not sent", slog.String("to", r.To.String()), slog.Any("err", err))
 	}

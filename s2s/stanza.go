@@ -37,8 +37,8 @@ type Stanza struct {
 	ID, Type string
 
 	raw []byte // self-contained XML of the whole stanza
-	// fromDomain and toDomain are the A-label domains of From and To.
-	fromDomain, toDomain string
+	// srcDomain and dstDomain are the A-label domains of From and To.
+	srcDomain, dstDomain string
 }
 
 // ParseStanza parses and validates raw as one complete message, presence
@@ -133,10 +133,10 @@ func newStanza(kind string, attrs []xml.Attr, raw []byte) (*Stanza, error) {
 		return nil, fmt.Errorf("%w: <%s> has no to address", ErrInvalidStanza, kind)
 	}
 	var err error
-	if st.From, st.fromDomain, err = parseAddr(from); err != nil {
+	if st.From, st.srcDomain, err = parseAddr(from); err != nil {
 		return nil, fmt.Errorf("%w: from %q: %v", ErrInvalidStanza, from, err)
 	}
-	if st.To, st.toDomain, err = parseAddr(to); err != nil {
+	if st.To, st.dstDomain, err = parseAddr(to); err != nil {
 		return nil, fmt.Errorf("%w: to %q: %v", ErrInvalidStanza, to, err)
 	}
 	if kind == "iq" {
@@ -248,7 +248,7 @@ func (st *Stanza) ErrorReply(e stanza.Error) (*Stanza, error) {
 	b = append(b, '>')
 	return &Stanza{
 		Kind: st.Kind, From: st.To, To: st.From, ID: st.ID, Type: "error",
-		raw: b, fromDomain: st.toDomain, toDomain: st.fromDomain,
+		raw: b, srcDomain: st.dstDomain, dstDomain: st.srcDomain,
 	}, nil
 }
 
