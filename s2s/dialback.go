@@ -295,11 +295,11 @@ func (st *stream) dialbackReq(ctx context.Context, f dbFields, sync bool) error 
 	id := st.id
 	go func() {
 		defer n.wg.Done()
-		vctx := n.ctx
-		if s.limits.NegotiationTimeout > 0 {
-			var cancel context.CancelFunc
-			vctx, cancel = context.WithTimeout(n.ctx, s.limits.NegotiationTimeout)
-			defer cancel()
+		// Bounded like any negotiation, on the Server's clock.
+		vctx, cancel := context.WithCancelCause(n.ctx)
+		defer cancel(nil)
+		if t := s.negotiationTimer(cancel); t != nil {
+			defer t.Stop()
 		}
 		ok, err := s.verifyKey(vctx, local, remote, id, f.key)
 		n.mu.Lock()

@@ -22,11 +22,8 @@ import (
 // the error is returned; conn is closed on error.
 func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool) (st *stream, err error) {
 	s.init()
-	if s.limits.NegotiationTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.limits.NegotiationTimeout)
-		defer cancel()
-	}
+	// ctx carries Limits.NegotiationTimeout, set on the Server's clock by
+	// the caller (serveConn).
 	stop := watch(ctx, conn)
 	defer stop()
 	st = &stream{

@@ -23,11 +23,8 @@ import (
 // key (header, TLS per settings, db:verify) and closes. conn is closed on
 // error.
 func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote string, set Settings, directTLS bool, verify certs.VerifyOptions, v *verifyReq) (st *stream, err error) {
-	if s.limits.NegotiationTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.limits.NegotiationTimeout)
-		defer cancel()
-	}
+	// ctx carries Limits.NegotiationTimeout, set on the Server's clock by
+	// the caller (the pool's attempt, or a dialback verification).
 	stop := watch(ctx, conn)
 	defer stop()
 	st = &stream{
