@@ -2,21 +2,22 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/xml"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
+	"mellium.im/xmpp/stream"
+
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco"
 	"github.com/xmppfed/xmppfed/dnsdisco/dnsdiscotest"
+	"github.com/xmppfed/xmppfed/internal/wire"
 )
 
 // demo is the self-contained world s2scheck checks when run without a
@@ -147,29 +148,29 @@ func demoDirectTLS(c net.Conn, cfg *tls.Config) {
 // demoStartTLS answers a stream header with STARTTLS as the only (required)
 // feature, proceeds, completes TLS and waits for the client to leave.
 func demoStartTLS(c net.Conn, cfg *tls.Config) {
-	dec := xml.NewDecoder(io.LimitReader(c, maxPreTLS))
-	start, err := nextStart(dec)
-	if err != nil || start.Name.Space != nsStreams || start.Name.Local != "stream" {
-		return
-	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	_, err = fmt.Fprintf(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='%s' from='%s' id='%x' version='1.0'>"+
-		"<stream:features><starttls xmlns='%s'><required/></starttls></stream:features>", nsStreams, demoDomain, id, nsTLS)
+	r := wire.NewReader(c, wire.Limits{MaxStanzaBytes: maxPreTLS})
+	w := wire.NewWriter(c)
+	h, err := r.ReadHeader()
 	if err != nil {
 		return
 	}
-	req, err := nextStart(dec)
+	if err := w.WriteHeader(wire.Header{From: demoDomain, To: h.From, ID: wire.NewID(), Version: "1.0"}); err != nil {
+		return
+	}
+	if err := w.WriteRaw([]byte("<stream:features><starttls xmlns='" + nsTLS + "'><required/></starttls></stream:features>")); err != nil {
+		return
+	}
+	req, err := r.Next()
 	if err != nil {
 		return
 	}
-	if req.Name.Space != nsTLS || req.Name.Local != "starttls" {
+	if req.Name != (xml.Name{Space: nsTLS, Local: "starttls"}) {
 		// RFC 6120 §5.3.1: TLS is required here, anything else is a
 		// policy violation.
-		_, _ = fmt.Fprintf(c, "<stream:error><policy-violation xmlns='%s'/></stream:error></stream:stream>", nsStreamE)
+		_ = w.WriteStreamError(stream.PolicyViolation, "STARTTLS is required")
 		return
 	}
-	if _, err := io.WriteString(c, "<proceed xmlns='"+nsTLS+"'/>"); err != nil {
+	if err := w.WriteRaw([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
 		return
 	}
 	tc := tls.Server(c, cfg)

@@ -6,23 +6,18 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco"
+	"github.com/xmppfed/xmppfed/internal/wire"
 )
 
-// XML namespaces of RFC 6120.
-const (
-	nsStreams = "http://etherx.jabber.org/streams"
-	nsTLS     = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsStreamE = "urn:ietf:params:xml:ns:xmpp-streams"
-)
+// nsTLS is the STARTTLS namespace (RFC 6120 §5.4).
+const nsTLS = "urn:ietf:params:xml:ns:xmpp-tls"
 
 // maxPreTLS bounds how much the peer may send before TLS: a stream header and
 // features are a few hundred bytes; a peer sending more is not probed further.
@@ -128,121 +123,84 @@ func (c *checker) probe(ctx context.Context, domain string, t dnsdisco.Target, a
 	return ar
 }
 
-// startTLS runs the STARTTLS exchange of RFC 6120 §5.4 up to <proceed/>.
+// startTLS runs the STARTTLS exchange of RFC 6120 §5.4 up to <proceed/>,
+// through the library's stream framer.
 func (c *checker) startTLS(conn net.Conn, domain string) error {
-	var from string
-	if c.from != "" {
-		from = " from='" + escape(c.from) + "'"
-	}
+	w := wire.NewWriter(conn)
 	// RFC 6120 §4.7: version='1.0' so the peer sends stream features.
-	header := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='" + nsStreams +
-		"' xmlns:db='jabber:server:dialback' to='" + escape(domain) + "'" + from + " version='1.0'>"
-	if _, err := io.WriteString(conn, header); err != nil {
+	if err := w.WriteHeader(wire.Header{From: c.from, To: domain, Version: "1.0"}); err != nil {
 		return err
 	}
-	dec := xml.NewDecoder(io.LimitReader(conn, maxPreTLS))
-
-	start, err := nextStart(dec)
+	r := wire.NewReader(conn, wire.Limits{MaxStanzaBytes: maxPreTLS})
+	h, err := r.ReadHeader()
 	if err != nil {
 		return fmt.Errorf("reading the stream header: %w", err)
 	}
-	if start.Name.Space != nsStreams || start.Name.Local != "stream" {
-		return fmt.Errorf("peer answered with <%s xmlns=%q>, not a stream header", start.Name.Local, start.Name.Space)
+	if h.Version != "1.0" {
+		return fmt.Errorf("peer speaks stream version %q, so it offers no STARTTLS (RFC 6120 §4.7.5)", h.Version)
 	}
-	for _, a := range start.Attr {
-		if a.Name.Local == "version" && a.Name.Space == "" && a.Value != "1.0" {
-			return fmt.Errorf("peer speaks stream version %q, so it offers no STARTTLS (RFC 6120 §4.7.5)", a.Value)
-		}
-	}
-
-	features, err := nextStart(dec)
+	features, err := next(r)
 	if err != nil {
 		return fmt.Errorf("reading stream features: %w", err)
 	}
-	if err := streamError(dec, features); err != nil {
-		return err
-	}
-	if features.Name.Space != nsStreams || features.Name.Local != "features" {
+	if features.Name != (xml.Name{Space: wire.NSStreams, Local: "features"}) {
 		return fmt.Errorf("expected <stream:features>, got <%s xmlns=%q>", features.Name.Local, features.Name.Space)
 	}
-	var f struct {
-		StartTLS *struct{} `xml:"urn:ietf:params:xml:ns:xmpp-tls starttls"`
-	}
-	if err := dec.DecodeElement(&f, &features); err != nil {
+	n, err := features.Node()
+	if err != nil {
 		return fmt.Errorf("reading stream features: %w", err)
 	}
-	if f.StartTLS == nil {
+	if n.Child(nsTLS, "starttls") == nil {
 		return errors.New("peer does not offer STARTTLS")
 	}
-
-	if _, err := io.WriteString(conn, "<starttls xmlns='"+nsTLS+"'/>"); err != nil {
+	if err := w.WriteRaw([]byte("<starttls xmlns='" + nsTLS + "'/>")); err != nil {
 		return err
 	}
-	reply, err := nextStart(dec)
+	reply, err := next(r)
 	if err != nil {
 		return fmt.Errorf("waiting for <proceed/>: %w", err)
 	}
-	if err := streamError(dec, reply); err != nil {
-		return err
-	}
-	switch {
-	case reply.Name.Space == nsTLS && reply.Name.Local == "proceed":
+	switch reply.Name {
+	case xml.Name{Space: nsTLS, Local: "proceed"}:
+		if r.Buffered() > 0 {
+			// RFC 6120 §5.4.3.3: nothing may follow <proceed/> in the clear.
+			return errors.New("peer sent data after <proceed/>")
+		}
 		return nil
-	case reply.Name.Space == nsTLS && reply.Name.Local == "failure":
+	case xml.Name{Space: nsTLS, Local: "failure"}:
 		return errors.New("peer refused STARTTLS with <failure/>")
 	}
 	return fmt.Errorf("expected <proceed/>, got <%s xmlns=%q>", reply.Name.Local, reply.Name.Space)
 }
 
-// nextStart returns the next start element, skipping character data.
-func nextStart(dec *xml.Decoder) (xml.StartElement, error) {
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return xml.StartElement{}, err
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			return tok, nil
-		case xml.EndElement:
-			return xml.StartElement{}, errors.New("peer closed the stream")
-		}
+// next reads the next element, turning a <stream:error/> or the end of the
+// stream into an error that names what the peer did.
+func next(r *wire.Reader) (*wire.Element, error) {
+	el, err := r.Next()
+	switch {
+	case errors.Is(err, wire.ErrStreamEnd):
+		return nil, errors.New("peer closed the stream")
+	case err != nil:
+		return nil, err
+	case el.Name != xml.Name{Space: wire.NSStreams, Local: "error"}:
+		return el, nil
 	}
-}
-
-// streamError turns a <stream:error/> into an error naming its condition.
-func streamError(dec *xml.Decoder, start xml.StartElement) error {
-	if start.Name.Space != nsStreams || start.Name.Local != "error" {
-		return nil
+	n, err := el.Node()
+	if err != nil {
+		return nil, fmt.Errorf("peer sent a stream error we could not read: %w", err)
 	}
-	var e struct {
-		Inner []struct {
-			XMLName xml.Name
-		} `xml:",any"`
-		Text string `xml:"urn:ietf:params:xml:ns:xmpp-streams text"`
-	}
-	if err := dec.DecodeElement(&e, &start); err != nil {
-		return fmt.Errorf("peer sent a stream error we could not read: %w", err)
-	}
-	cond := "undefined-condition"
-	for _, in := range e.Inner {
-		if in.XMLName.Space == nsStreamE && in.XMLName.Local != "text" {
-			cond = in.XMLName.Local
-			break
+	cond, text := "undefined-condition", ""
+	for _, k := range n.Children {
+		switch {
+		case k.Name.Space != wire.NSStreamErrors:
+		case k.Name.Local == "text":
+			text = k.Text
+		default:
+			cond = k.Name.Local
 		}
 	}
-	if e.Text != "" {
-		return fmt.Errorf("peer sent stream error <%s/>: %s", cond, e.Text)
+	if text != "" {
+		return nil, fmt.Errorf("peer sent stream error <%s/>: %s", cond, text)
 	}
-	return fmt.Errorf("peer sent stream error <%s/>", cond)
-}
-
-// escape quotes a value for an XML attribute.
-func escape(s string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(s)) // a strings.Builder never fails
-	return b.String()
+	return nil, fmt.Errorf("peer sent stream error <%s/>", cond)
 }
