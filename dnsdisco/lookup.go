@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -85,22 +86,11 @@ func (r *Resolver) SetOverride(domain string, targets ...Override) error {
 	}
 	out := make([]Override, len(targets))
 	for i, t := range targets {
-		if a, ok := parseIPLiteral(t.Host); ok {
-			t.Host = a.String()
-		} else {
-			h, err := toASCII(t.Host)
-			if err != nil {
-				return &LookupError{Domain: domain, Err: fmt.Errorf("override target %d Host: %w", i, err)}
-			}
-			t.Host = h
+		n, err := normOverride(t)
+		if err != nil {
+			return &LookupError{Domain: domain, Err: fmt.Errorf("override target %d Host: %w", i, err)}
 		}
-		if t.Port == 0 {
-			t.Port = defaultPort
-			if t.DirectTLS {
-				t.Port = defaultDirectTLSPort
-			}
-		}
-		out[i] = t
+		out[i] = n
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -109,6 +99,54 @@ func (r *Resolver) SetOverride(domain string, targets ...Override) error {
 	}
 	r.overrides[d] = out
 	return nil
+}
+
+// normOverride validates t's host (an IP literal, or a name converted to
+// its A-label) and fills in the default port.
+func normOverride(t Override) (Override, error) {
+	if a, ok := parseIPLiteral(t.Host); ok {
+		t.Host = a.String()
+	} else {
+		h, err := toASCII(t.Host)
+		if err != nil {
+			return t, err
+		}
+		t.Host = h
+	}
+	if t.Port == 0 {
+		t.Port = defaultPort
+		if t.DirectTLS {
+			t.Port = defaultDirectTLSPort
+		}
+	}
+	return t, nil
+}
+
+// LookupHost returns the connection candidate for one explicitly
+// configured server, such as a partner's proxy FQDN: hostport is "host",
+// "host:port", an IP literal or "[IPv6]:port"; without a port, port is
+// used (0 means 5269). No SRV record is queried: the host is resolved like
+// an override target (hosts file, then AAAA and A), and the result and
+// errors are those of LookupServer for an override. An invalid host or
+// port is a *LookupError wrapping ErrInvalidName, and nothing is queried.
+func (r *Resolver) LookupHost(ctx context.Context, hostport string, port uint16) ([]Target, error) {
+	host := hostport
+	if _, ok := parseIPLiteral(hostport); !ok && strings.Contains(hostport, ":") {
+		h, p, err := net.SplitHostPort(hostport)
+		if err != nil {
+			return nil, &LookupError{Domain: hostport, Err: fmt.Errorf("%w: %v", ErrInvalidName, err)}
+		}
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return nil, &LookupError{Domain: hostport, Err: fmt.Errorf("%w: port %q is not a number from 1 to 65535", ErrInvalidName, p)}
+		}
+		host, port = h, uint16(n)
+	}
+	o, err := normOverride(Override{Host: host, Port: port})
+	if err != nil {
+		return nil, &LookupError{Domain: hostport, Err: err}
+	}
+	return r.resolveCandidates(ctx, hostport, []Target{{Host: o.Host, Port: o.Port}}, false)
 }
 
 // DeleteOverride removes the override for domain, if any.
@@ -231,6 +269,17 @@ func (r *Resolver) LookupServer(ctx context.Context, domain string) ([]Target, e
 			fallback = true
 			targets = []Target{{Host: d, Port: defaultPort, Secure: sets[0].secure && sets[1].secure}}
 		}
+	}
+	return r.resolveCandidates(ctx, domain, targets, fallback)
+}
+
+// resolveCandidates resolves the addresses of targets (the candidates for
+// domain; fallback: the RFC 6120 §3.2.2 A/AAAA fallback) and returns them
+// with the document-level error LookupServer describes.
+func (r *Resolver) resolveCandidates(ctx context.Context, domain string, targets []Target, fallback bool) ([]Target, error) {
+	d := targets[0].Host
+	if a, err := toASCII(domain); err == nil {
+		d = a
 	}
 	r.resolveTargets(ctx, domain, targets)
 	if err := ctx.Err(); err != nil {

@@ -917,3 +917,58 @@ func TestHostsFileDomainWithoutDNS(t *testing.T) {
 	_, err = r.LookupServer(context.Background(), "other.example")
 	lookupErr(t, err, dnsdisco.ErrTimeout)
 }
+
+// LookupHost: a configured server (proxy FQDN) is resolved without any SRV
+// query, with its own port or the default one; bad input queries nothing.
+func TestLookupHost(t *testing.T) {
+	s, r := newServer(t)
+	s.AddHost("proxy.example.net", ip4a, ip6a)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		in    string
+		def   uint16
+		host  string
+		port  uint16
+		addrs []netip.Addr
+	}{
+		{"proxy.example.net", 0, "proxy.example.net", 5269, []netip.Addr{ip6a, ip4a}},
+		{"Proxy.Example.NET.", 5270, "proxy.example.net", 5270, []netip.Addr{ip6a, ip4a}},
+		{"proxy.example.net:15269", 5270, "proxy.example.net", 15269, []netip.Addr{ip6a, ip4a}},
+		{"192.0.2.2", 0, "192.0.2.2", 5269, []netip.Addr{ip4b}},
+		{"192.0.2.2:7000", 0, "192.0.2.2", 7000, []netip.Addr{ip4b}},
+		{"[2001:db8::1]:7001", 0, "2001:db8::1", 7001, []netip.Addr{ip6a}},
+		{"2001:db8::1", 0, "2001:db8::1", 5269, []netip.Addr{ip6a}},
+	} {
+		ts, err := r.LookupHost(ctx, tc.in, tc.def)
+		if err != nil {
+			t.Fatalf("LookupHost(%q): %v", tc.in, err)
+		}
+		if len(ts) != 1 || ts[0].Host != tc.host || ts[0].Port != tc.port || ts[0].DirectTLS || ts[0].Secure {
+			t.Fatalf("LookupHost(%q) = %+v", tc.in, ts)
+		}
+		if len(ts[0].Addrs) != len(tc.addrs) {
+			t.Fatalf("LookupHost(%q) addrs %v, want %v", tc.in, ts[0].Addrs, tc.addrs)
+		}
+		for i, a := range tc.addrs {
+			if ts[0].Addrs[i] != a {
+				t.Fatalf("LookupHost(%q) addrs %v, want %v", tc.in, ts[0].Addrs, tc.addrs)
+			}
+		}
+	}
+	for _, name := range []string{"_xmpp-server._tcp.proxy.example.net", "_xmpps-server._tcp.proxy.example.net"} {
+		if n := s.QueriesFor(name, dns.TypeSRV); n != 0 {
+			t.Fatalf("%d SRV queries for %s", n, name)
+		}
+	}
+	before := s.Queries()
+	for _, bad := range []string{"", "bad host", "proxy.example.net:0", "proxy.example.net:http", "proxy.example.net:70000", "a:b:c"} {
+		_, err := r.LookupHost(ctx, bad, 0)
+		lookupErr(t, err, dnsdisco.ErrInvalidName)
+	}
+	if n := s.Queries() - before; n != 0 {
+		t.Fatalf("%d queries for invalid input", n)
+	}
+	// Like an override target: a host without address is ErrNoAddress.
+	_, err := r.LookupHost(ctx, "missing.example.net", 0)
+	lookupErr(t, err, dnsdisco.ErrNoAddress)
+}
