@@ -4,14 +4,15 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 )
-
-// SKELETON: signatures fixed by the lead; bodies to be written.
 
 // Store keeps a Config: in memory (MemStore), in a human-edited file
 // (FileStore), or in the host's own database. Methods may be called
@@ -99,39 +100,55 @@ type Options struct {
 // this user use XMPP) from an in-memory snapshot, and applies changes to
 // its Store atomically. Its methods may be called concurrently.
 type Policy struct {
-	_ [0]func() // not comparable; unexported state to come
+	store  Store
+	dir    Directory
+	strict bool
+	log    *slog.Logger
+
+	snap atomic.Pointer[snapshot] // the current compiled configuration
+
+	mu sync.Mutex // serializes Apply, Reload and the snapshot swap
+
+	chMu    sync.Mutex
+	changed chan struct{} // closed at the next swap
+
+	limiters sync.Map // partner key -> *limiterEntry
 }
 
 // New loads the configuration from store, validates it, generates and
 // saves a dialback secret when there is none, and returns the Policy. A nil
 // opts is the zero Options.
 func New(ctx context.Context, store Store, opts *Options) (*Policy, error) {
-	panic("policy: skeleton")
+	return newPolicy(ctx, store, opts)
 }
 
 // Config returns a deep copy of the current configuration, as stored
 // (defaults not filled in; the secret included, still redacted when
 // printed).
-func (p *Policy) Config() *Config { panic("policy: skeleton") }
+func (p *Policy) Config() *Config { return p.snap.Load().cfg.Clone() }
 
 // Gateway returns the current gateway settings with every default filled
 // in (zero durations and limits replaced by the defaults; negative ones
 // left negative).
-func (p *Policy) Gateway() Gateway { panic("policy: skeleton") }
+func (p *Policy) Gateway() Gateway { return p.snap.Load().gw.clone() }
 
 // Generation counts the configuration changes this Policy has taken in
 // (Apply, Reload, Watch); it starts at 1.
-func (p *Policy) Generation() uint64 { panic("policy: skeleton") }
+func (p *Policy) Generation() uint64 { return p.snap.Load().gen }
 
 // Changed returns a channel that is closed at the next configuration
 // change. Call it again after each change for the next one.
-func (p *Policy) Changed() <-chan struct{} { panic("policy: skeleton") }
+func (p *Policy) Changed() <-chan struct{} {
+	p.chMu.Lock()
+	defer p.chMu.Unlock()
+	return p.changed
+}
 
 // Remote returns how to federate with a remote domain (any form; it is
 // normalized), or a *Denial saying why not: RuleFederationDisabled,
 // RuleBlocked, RuleNotPartner (not a partner's main or additional domain
 // and open federation off) or RuleInvalidDomain. It does no I/O.
-func (p *Policy) Remote(domain string) (*Remote, error) { panic("policy: skeleton") }
+func (p *Policy) Remote(domain string) (*Remote, error) { return p.remote(p.snap.Load(), domain) }
 
 // Remote is the policy for one remote domain at one moment: the partner it
 // belongs to and the settings that apply. Values come from the snapshot
@@ -164,20 +181,26 @@ type Remote struct {
 	// Generation is the configuration generation this Remote was made
 	// from.
 	Generation uint64
+
+	snap *snapshot // the snapshot this Remote was made from, for SamePartner
 }
 
 // SamePartner reports whether domain (any form) belongs to the same
 // partner as r: the only domains a dialback-authenticated stream may add
 // by piggybacking (REFERENCE §5.3 #37). Under open federation a domain is
 // its own partner.
-func (r *Remote) SamePartner(domain string) bool { panic("policy: skeleton") }
+func (r *Remote) SamePartner(domain string) bool { return r.samePartner(domain) }
 
 // Access returns the effective access policy of a local user (bare
 // address): the per-user policy the Directory names, else the site's,
 // else the global one (REFERENCE §2.3 precedence). A user marked
 // UnsupportedHome gets a copy with EnableXMPPAccess off.
 func (p *Policy) Access(ctx context.Context, user jid.JID) (AccessPolicy, error) {
-	panic("policy: skeleton")
+	ap, _, err := p.access(ctx, p.snap.Load(), user)
+	if err != nil {
+		return AccessPolicy{}, err
+	}
+	return *ap, nil
 }
 
 // CheckUser returns nil when the local user (any address; its bare form
@@ -186,7 +209,7 @@ func (p *Policy) Access(ctx context.Context, user jid.JID) (AccessPolicy, error)
 // RuleNoXMPPAccess. Directory errors other than ErrUnknownUser are
 // returned as they are.
 func (p *Policy) CheckUser(ctx context.Context, user jid.JID) error {
-	panic("policy: skeleton")
+	return p.checkUser(ctx, p.snap.Load(), user)
 }
 
 // Action is what a remote user asks of a local user, for Inbound.
@@ -253,7 +276,7 @@ type Decision struct {
 // forbidden, a probe gets nothing). The error is for failures of the
 // Directory or an unknown domain, not for refusals.
 func (p *Policy) Inbound(ctx context.Context, r Request) (Decision, error) {
-	panic("policy: skeleton")
+	return p.inbound(ctx, r)
 }
 
 // Rule names the policy rule behind a Denial (for logs and metrics).
@@ -273,7 +296,7 @@ const (
 
 // String returns the rule's name in snake case ("not_partner"), fit for a
 // metric label.
-func (r Rule) String() string { panic("policy: skeleton") }
+func (r Rule) String() string { return r.name() }
 
 // Denial is a refusal by policy. Its StanzaError is what the remote or
 // local sender is told.
@@ -284,12 +307,12 @@ type Denial struct {
 }
 
 // Error describes the refusal.
-func (d *Denial) Error() string { panic("policy: skeleton") }
+func (d *Denial) Error() string { return d.text() }
 
 // StanzaError returns the stanza error for the refused stanza's sender:
 // service-unavailable for every rule but RuleNotAuthorized (forbidden) and
 // RuleInvalidDomain (jid-malformed); type cancel (auth for forbidden).
-func (d *Denial) StanzaError() stanza.Error { panic("policy: skeleton") }
+func (d *Denial) StanzaError() stanza.Error { return d.stanzaError() }
 
 // Edit is one change to a Config, for Apply: use the constructors below
 // (AddPartner, SetPartner, ...) or write your own.
@@ -319,13 +342,13 @@ type Report struct {
 // *FieldError for invalid values) says why. Concurrent Applies are
 // serialized.
 func (p *Policy) Apply(ctx context.Context, opts ApplyOptions, edits ...Edit) (*Report, error) {
-	panic("policy: skeleton")
+	return p.apply(ctx, opts, edits)
 }
 
 // Reload loads the Store again and takes the configuration in when it is
 // valid; an invalid one is refused (the current one stays) and returned as
 // the error.
-func (p *Policy) Reload(ctx context.Context) error { panic("policy: skeleton") }
+func (p *Policy) Reload(ctx context.Context) error { _, err := p.reload(ctx); return err }
 
 // Watch reloads the configuration every interval (zero: 5 s) while the
 // Store's data changed (Watcher; a Store without it is reloaded and
@@ -333,32 +356,32 @@ func (p *Policy) Reload(ctx context.Context) error { panic("policy: skeleton") }
 // Reload errors are logged and the current configuration kept. Run it in
 // a goroutine of your own.
 func (p *Policy) Watch(ctx context.Context, interval time.Duration) error {
-	panic("policy: skeleton")
+	return p.watch(ctx, interval)
 }
 
 // Grant assigns the per-user policy name to user through the Directory's
 // Granter ("" removes the assignment). It fails when no policy has that
 // name, or when the Directory is not a Granter.
 func (p *Policy) Grant(ctx context.Context, user jid.JID, name string) error {
-	panic("policy: skeleton")
+	return p.grant(ctx, user, name)
 }
 
 // Partners returns the partners whose main domain matches pattern, sorted
 // by domain: "" or "*" for all, otherwise a pattern where '*' matches any
 // run of characters ("*.org" gives the ones ending in ".org").
-func (p *Policy) Partners(pattern string) []Partner { panic("policy: skeleton") }
+func (p *Policy) Partners(pattern string) []Partner { return p.snap.Load().partners(pattern) }
 
 // AddPartner adds a new partner; it fails when the domain (main or
 // additional) belongs to a partner already.
-func AddPartner(pt Partner) Edit { panic("policy: skeleton") }
+func AddPartner(pt Partner) Edit { return addPartner(pt.Clone()) }
 
 // SetPartner replaces the partner with pt.Domain; it fails when there is
 // none.
-func SetPartner(pt Partner) Edit { panic("policy: skeleton") }
+func SetPartner(pt Partner) Edit { return setPartner(pt.Clone()) }
 
 // RemovePartner removes the partner with main domain domain; it fails when
 // there is none.
-func RemovePartner(domain string) Edit { panic("policy: skeleton") }
+func RemovePartner(domain string) Edit { return removePartner(domain) }
 
 // ListEdit changes a list of strings the way Lync's PSListModifier does:
 // Replace (when non-nil, or Clear) first, then Remove, then Add.
@@ -371,23 +394,23 @@ type ListEdit struct {
 
 // EditDomains changes the additional domains of the partner with main
 // domain domain.
-func EditDomains(domain string, e ListEdit) Edit { panic("policy: skeleton") }
+func EditDomains(domain string, e ListEdit) Edit { return editDomains(domain, e.clone()) }
 
 // SetGateway replaces the gateway settings. A zero DialbackSecret keeps
 // the current secret.
-func SetGateway(g Gateway) Edit { panic("policy: skeleton") }
+func SetGateway(g Gateway) Edit { return setGateway(g.clone()) }
 
 // Block adds domains to the block list; Unblock removes them.
-func Block(domains ...string) Edit { panic("policy: skeleton") }
+func Block(domains ...string) Edit { return block(slices.Clone(domains)) }
 
 // Unblock removes domains from the block list; it fails for one that is
 // not on it.
-func Unblock(domains ...string) Edit { panic("policy: skeleton") }
+func Unblock(domains ...string) Edit { return unblock(slices.Clone(domains)) }
 
 // SetAccessPolicy creates or replaces the access policy with ap.Name.
-func SetAccessPolicy(ap AccessPolicy) Edit { panic("policy: skeleton") }
+func SetAccessPolicy(ap AccessPolicy) Edit { return setAccessPolicy(ap) }
 
 // RemoveAccessPolicy removes the access policy name: "global" is reset to
 // its defaults; removing a per-user policy sends its users back to their
 // site's or the global policy. It fails when there is none.
-func RemoveAccessPolicy(name string) Edit { panic("policy: skeleton") }
+func RemoveAccessPolicy(name string) Edit { return removeAccessPolicy(name) }
