@@ -45,7 +45,8 @@ type snapshot struct {
 	domains  map[string]*Partner // main and additional domain -> partner (in cfg)
 	blocked  map[string]struct{} // exact entries (and the base of wildcards)
 	wildcard map[string]struct{} // "*.example.com" entries, as "example.com"
-	policies map[string]*AccessPolicy
+	policies map[string]*AccessPolicy // policyKey(name) -> policy
+	sites    map[string]*AccessPolicy // lower-case site name -> its policy
 	global   *AccessPolicy
 }
 
@@ -60,6 +61,7 @@ func compile(c *Config, gen uint64) *snapshot {
 		blocked:  make(map[string]struct{}),
 		wildcard: make(map[string]struct{}),
 		policies: make(map[string]*AccessPolicy),
+		sites:    make(map[string]*AccessPolicy),
 	}
 	for i := range c.Partners {
 		pt := &c.Partners[i]
@@ -79,6 +81,9 @@ func compile(c *Config, gen uint64) *snapshot {
 	for i := range c.Policies {
 		ap := &c.Policies[i]
 		s.policies[policyKey(ap.Name)] = ap
+		if isSitePolicy(ap.Name) {
+			s.sites[strings.ToLower(ap.Name[len("site:"):])] = ap
+		}
 	}
 	if g, ok := s.policies[GlobalPolicy]; ok {
 		s.global = g
@@ -172,7 +177,7 @@ func (s *snapshot) resolve(u User) *AccessPolicy {
 		}
 	}
 	if u.Site != "" {
-		if ap, ok := s.policies[policyKey("site:"+u.Site)]; ok {
+		if ap, ok := s.sites[strings.ToLower(u.Site)]; ok {
 			return ap
 		}
 	}

@@ -194,7 +194,10 @@ func (r *Remote) SamePartner(domain string) bool { return r.samePartner(domain) 
 // Access returns the effective access policy of a local user (bare
 // address): the per-user policy the Directory names, else the site's,
 // else the global one (REFERENCE §2.3 precedence). A user marked
-// UnsupportedHome gets a copy with EnableXMPPAccess off.
+// UnsupportedHome gets a copy with EnableXMPPAccess off. With no
+// Directory every user has the global policy. A user the Directory does
+// not know is a *Denial with RuleUnknownUser; other Directory errors are
+// returned wrapped.
 func (p *Policy) Access(ctx context.Context, user jid.JID) (AccessPolicy, error) {
 	ap, _, err := p.access(ctx, p.snap.Load(), user)
 	if err != nil {
@@ -207,7 +210,9 @@ func (p *Policy) Access(ctx context.Context, user jid.JID) (AccessPolicy, error)
 // is used) may send and receive XMPP traffic now, else a *Denial:
 // RuleFederationDisabled, RuleUnknownUser, RuleUnsupportedHome or
 // RuleNoXMPPAccess. Directory errors other than ErrUnknownUser are
-// returned as they are.
+// returned wrapped (errors.Is and errors.As see them). With no Directory
+// every user has the global policy. It does no I/O other than the
+// Directory's.
 func (p *Policy) CheckUser(ctx context.Context, user jid.JID) error {
 	return p.checkUser(ctx, p.snap.Load(), user)
 }
@@ -371,46 +376,66 @@ func (p *Policy) Grant(ctx context.Context, user jid.JID, name string) error {
 // run of characters ("*.org" gives the ones ending in ".org").
 func (p *Policy) Partners(pattern string) []Partner { return p.snap.Load().partners(pattern) }
 
-// AddPartner adds a new partner; it fails when the domain (main or
-// additional) belongs to a partner already.
+// AddPartner adds a new partner (its domains normalized); it fails with
+// an error wrapping ErrExists when the partner exists (REFERENCE §5.1 #5)
+// or one of its domains, main or additional, belongs to another partner
+// (#6).
 func AddPartner(pt Partner) Edit { return addPartner(pt.Clone()) }
 
-// SetPartner replaces the partner with pt.Domain; it fails when there is
-// none.
+// SetPartner replaces the partner with pt.Domain (any form); it fails with
+// an error wrapping ErrNotFound when there is none, and ErrExists when one
+// of pt's additional domains belongs to another partner.
 func SetPartner(pt Partner) Edit { return setPartner(pt.Clone()) }
 
-// RemovePartner removes the partner with main domain domain; it fails when
-// there is none.
+// RemovePartner removes the partner with main domain domain (any form); it
+// fails with an error wrapping ErrNotFound when there is none. Removing
+// every partner stops federation, unless OpenFederation is on
+// (REFERENCE §5.1 #15).
 func RemovePartner(domain string) Edit { return removePartner(domain) }
 
 // ListEdit changes a list of strings the way Lync's PSListModifier does:
 // Replace (when non-nil, or Clear) first, then Remove, then Add.
 type ListEdit struct {
-	Clear   bool
+	// Clear empties the list first (Lync's $null).
+	Clear bool
+	// Replace, when non-nil, replaces the whole list.
 	Replace []string
-	Remove  []string
-	Add     []string
+	// Remove removes entries; each must be on the list.
+	Remove []string
+	// Add appends entries; none may be on the list already.
+	Add []string
 }
 
 // EditDomains changes the additional domains of the partner with main
-// domain domain.
+// domain domain (REFERENCE §5.1 #7). Removing an entry leaves the others
+// as they are. It fails with an error naming the domain, wrapping
+// ErrNotFound for a missing partner or a removed domain that is not on the
+// list, and ErrExists for an added domain that is on it already or
+// belongs to another partner.
 func EditDomains(domain string, e ListEdit) Edit { return editDomains(domain, e.clone()) }
 
 // SetGateway replaces the gateway settings. A zero DialbackSecret keeps
 // the current secret.
 func SetGateway(g Gateway) Edit { return setGateway(g.clone()) }
 
-// Block adds domains to the block list; Unblock removes them.
+// Block adds domains to the block list: "example.com" blocks that
+// domain, "*.example.com" it and every domain below it. A domain on the
+// list already is left as it is.
 func Block(domains ...string) Edit { return block(slices.Clone(domains)) }
 
-// Unblock removes domains from the block list; it fails for one that is
-// not on it.
+// Unblock removes domains from the block list (spelled as they were
+// blocked, in any form); it fails with an error wrapping ErrNotFound for
+// one that is not on it.
 func Unblock(domains ...string) Edit { return unblock(slices.Clone(domains)) }
 
-// SetAccessPolicy creates or replaces the access policy with ap.Name.
+// SetAccessPolicy creates or replaces the access policy with ap.Name
+// (names compare case-insensitively; "tag:NAME" is stored as NAME). The
+// global policy always exists, so setting "global" changes it; a site has
+// one policy, "site:NAME".
 func SetAccessPolicy(ap AccessPolicy) Edit { return setAccessPolicy(ap) }
 
 // RemoveAccessPolicy removes the access policy name: "global" is reset to
 // its defaults; removing a per-user policy sends its users back to their
-// site's or the global policy. It fails when there is none.
+// site's or the global policy (REFERENCE §5.6 #60). It fails with an
+// error wrapping ErrNotFound when there is none (never for "global").
 func RemoveAccessPolicy(name string) Edit { return removeAccessPolicy(name) }

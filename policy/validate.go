@@ -364,7 +364,11 @@ func (c *Config) Validate(strict bool) ([]Warning, error) {
 	c.Gateway.validate(&gp, strict)
 	ps.merge("gateway.", gp.ws, errors.Join(gp.errs...))
 
-	owners := make(map[string]string) // normalized domain -> partner prefix
+	type claim struct {
+		index  int    // partner position
+		prefix string // its field prefix
+	}
+	owners := make(map[string]claim) // normalized domain -> first partner with it
 	for i, pt := range c.Partners {
 		prefix := "partner[#" + strconv.Itoa(i+1) + "]."
 		if checkDomain(pt.Domain) == "" {
@@ -372,23 +376,25 @@ func (c *Config) Validate(strict bool) ([]Warning, error) {
 		}
 		ws, err := pt.Validate(strict)
 		ps.merge(prefix, ws, err)
-		claim := func(field, d string) {
+		take := func(field, d string) {
 			n, err := dnsname.Normalize(d)
 			if err != nil {
-				return
+				return // reported by Partner.Validate
 			}
-			if o, dup := owners[n]; dup {
-				ps.fail(prefix+field, d, fmt.Sprintf("domain %q is also a domain of %s", n, strings.TrimSuffix(o, ".")))
-				return
+			o, dup := owners[n]
+			switch {
+			case !dup:
+				owners[n] = claim{i, prefix}
+			case o.index != i:
+				// REFERENCE §5.1 #6: one partner per domain.
+				ps.fail(prefix+field, d, fmt.Sprintf("domain %q is also a domain of %s", n, strings.TrimSuffix(o.prefix, ".")))
 			}
-			owners[n] = prefix
+			// o.index == i: listed twice in one partner, reported by
+			// Partner.Validate.
 		}
-		claim("domain", pt.Domain)
+		take("domain", pt.Domain)
 		for j, d := range pt.AdditionalDomains {
-			if n, err := dnsname.Normalize(d); err == nil && owners[n] == prefix {
-				continue // a duplicate within the partner, reported above
-			}
-			claim("additional_domains["+strconv.Itoa(j+1)+"]", d)
+			take("additional_domains["+strconv.Itoa(j+1)+"]", d)
 		}
 	}
 
