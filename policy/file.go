@@ -321,14 +321,19 @@ type perr struct {
 
 // decoder turns the document into a Config, collecting problems.
 type decoder struct {
-	data  []byte
-	lines []int // offsets where lines start
-	p     unstable.Parser
-	tree  *tnode // the document, once built without syntax errors
-	errs  []*perr
+	data    []byte
+	lines   []int // offsets where lines start
+	p       unstable.Parser
+	tree    *tnode // the document, once built without syntax errors
+	errs    []*perr
+	dropped int // problems beyond maxRecorded
+	// labels indexes the elements of the partner and policy arrays by
+	// domain or name, for lineOfField.
+	labels map[*tnode]map[string]*tnode
 	// remaps are lists some elements of which were left out of the
 	// Config (wrong type): Validate's indexes are translated back.
 	remaps []remap
+	byName map[string][]int // remaps by the list's field name
 }
 
 // remap maps the 1-based indexes Validate gives elements of a list in the
@@ -367,7 +372,19 @@ func (d *decoder) lineOf(n *unstable.Node, def int) int {
 }
 
 func (d *decoder) fail(at *tnode, key string, line int, value, reason string) {
-	d.errs = append(d.errs, &perr{at: at, key: key, elem: -1, line: line, value: value, reason: reason})
+	d.add(&perr{at: at, key: key, elem: -1, line: line, value: value, reason: reason})
+}
+
+// maxRecorded bounds the problems kept while decoding, so that a huge,
+// broken file costs little; the others are only counted.
+const maxRecorded = 10 * maxFileErrors
+
+func (d *decoder) add(e *perr) {
+	if len(d.errs) >= maxRecorded {
+		d.dropped++
+		return
+	}
+	d.errs = append(d.errs, e)
 }
 
 // build reads the TOML document into a tree, applying TOML's rules on
@@ -397,7 +414,7 @@ func (d *decoder) build() *tnode {
 func (d *decoder) syntax(err error) {
 	var pe *unstable.ParserError
 	if !errors.As(err, &pe) {
-		d.errs = append(d.errs, &perr{field: "syntax error", elem: -1, reason: err.Error()})
+		d.add(&perr{field: "syntax error", elem: -1, reason: err.Error()})
 		return
 	}
 	offset := cap(d.data) - cap(pe.Highlight)
@@ -405,7 +422,7 @@ func (d *decoder) syntax(err error) {
 		offset = len(d.data)
 	}
 	line, col := d.pos(offset)
-	d.errs = append(d.errs, &perr{field: "syntax error", elem: -1, line: line,
+	d.add(&perr{field: "syntax error", elem: -1, line: line,
 		reason: fmt.Sprintf("column %d: %s", col, pe.Message)})
 }
 
@@ -571,7 +588,7 @@ func (d *decoder) value(n *unstable.Node, line int) (*tnode, string) {
 			}
 			el, reason := d.value(c, line)
 			if el == nil {
-				d.errs = append(d.errs, &perr{at: arr, elem: len(arr.elems), line: d.lineOf(c, line),
+				d.add(&perr{at: arr, elem: len(arr.elems), line: d.lineOf(c, line),
 					value: string(c.Data), reason: reason})
 				el = &tnode{kind: tDateTime, line: d.lineOf(c, line)} // a placeholder keeps the indexes
 			}
@@ -820,7 +837,7 @@ func (d *decoder) strings(dst *[]string) setter {
 		var pos []int
 		for _, el := range f.val.elems {
 			if el.kind != tString {
-				d.errs = append(d.errs, &perr{at: f.val, elem: el.elem, line: el.line, value: shown(el),
+				d.add(&perr{at: f.val, elem: el.elem, line: el.line, value: shown(el),
 					reason: "must be a string, not " + el.kind.String()})
 				continue
 			}
@@ -861,7 +878,7 @@ func (d *decoder) tables(t *tnode, f *tfield, name string) []*tnode {
 	var pos []int
 	for _, el := range f.val.elems {
 		if el.kind != tTable {
-			d.errs = append(d.errs, &perr{at: f.val, elem: el.elem, line: el.line, value: shown(el),
+			d.add(&perr{at: f.val, elem: el.elem, line: el.line, value: shown(el),
 				reason: "must be a table, not " + el.kind.String()})
 			continue
 		}
@@ -1043,9 +1060,9 @@ func (d *decoder) fileError(path string) *FileError {
 		}
 		return cmp.Compare(a.Line, b.Line)
 	})
-	fe := &FileError{Path: path, Errors: fes}
+	fe := &FileError{Path: path, Errors: fes, Omitted: d.dropped}
 	if len(fes) > maxFileErrors {
-		fe.Errors, fe.Omitted = fes[:maxFileErrors:maxFileErrors], len(fes)-maxFileErrors
+		fe.Errors, fe.Omitted = fes[:maxFileErrors:maxFileErrors], len(fes)-maxFileErrors+d.dropped
 	}
 	return fe
 }
@@ -1070,14 +1087,14 @@ func (d *decoder) validate(c *Config, strict bool) []Warning {
 		if strings.Contains(field, "dialback_secret") {
 			value = ""
 		}
-		d.errs = append(d.errs, &perr{field: field, elem: -1, value: value, reason: fe.Reason,
-			line: cmp.Or(fe.Line, lineOfField(root, field))})
+		d.add(&perr{field: field, elem: -1, value: value, reason: fe.Reason,
+			line: cmp.Or(fe.Line, d.lineOfField(root, field))})
 	}
 	if err != nil && len(fes) == 0 {
-		d.errs = append(d.errs, &perr{field: "(config)", elem: -1, reason: err.Error()})
+		d.add(&perr{field: "(config)", elem: -1, reason: err.Error()})
 	}
 	for i, w := range ws {
-		if l := lineOfField(root, d.translate(w.Field)); l > 0 {
+		if l := d.lineOfField(root, d.translate(w.Field)); l > 0 {
 			ws[i].Text = "line " + strconv.Itoa(l) + ": " + w.Text
 		}
 	}
@@ -1088,27 +1105,39 @@ func (d *decoder) validate(c *Config, strict bool) []Warning {
 // lost elements in decoding ("gateway.blocked[2]", "partner[#2].tls") to
 // their positions in the file.
 func (d *decoder) translate(field string) string {
-	for _, r := range d.remaps {
-		prefix := name(r.arr) + "["
-		rest, ok := strings.CutPrefix(field, prefix)
+	if len(d.remaps) == 0 {
+		return field
+	}
+	if d.byName == nil {
+		d.byName = make(map[string][]int, len(d.remaps))
+		for _, r := range d.remaps {
+			d.byName[name(r.arr)] = r.pos
+		}
+	}
+	for i := 0; i < len(field); i++ {
+		if field[i] != '[' {
+			continue
+		}
+		pos, ok := d.byName[field[:i]]
 		if !ok {
 			continue
 		}
+		rest := field[i+1:]
 		hash := strings.HasPrefix(rest, "#")
 		rest = strings.TrimPrefix(rest, "#")
 		end := strings.IndexByte(rest, ']')
 		if end < 0 {
-			continue
+			return field
 		}
-		i, err := strconv.Atoi(rest[:end])
-		if err != nil || i < 1 || i > len(r.pos) {
-			continue
+		n, err := strconv.Atoi(rest[:end])
+		if err != nil || n < 1 || n > len(pos) {
+			return field
 		}
-		n := strconv.Itoa(r.pos[i-1])
+		idx := strconv.Itoa(pos[n-1])
 		if hash {
-			n = "#" + n
+			idx = "#" + idx
 		}
-		return prefix + n + rest[end:]
+		return field[:i+1] + idx + rest[end:]
 	}
 	return field
 }
@@ -1117,7 +1146,7 @@ func (d *decoder) translate(field string) string {
 // designates ("gateway.connection_limit", "partner[x].tls, sasl",
 // "partner[#3].additional_domains[1]"), or the line of its table when the
 // key is absent, or 0.
-func lineOfField(root *tnode, field string) int {
+func (d *decoder) lineOfField(root *tnode, field string) int {
 	if root == nil || field == "" {
 		return 0
 	}
@@ -1134,7 +1163,7 @@ func lineOfField(root *tnode, field string) int {
 				return line
 			}
 			idx := strings.TrimSuffix(seg[1:], "]")
-			el := findElement(t, idx)
+			el := d.findElement(t, idx)
 			if el == nil {
 				return line
 			}
@@ -1199,7 +1228,7 @@ func nextSegment(s string) (seg, rest string) {
 // findElement finds the element of array arr that idx designates: "N" or
 // "#N" (1-based), or a partner's domain or a policy's name (the last
 // element with it: a duplicate is reported on the second one).
-func findElement(arr *tnode, idx string) *tnode {
+func (d *decoder) findElement(arr *tnode, idx string) *tnode {
 	n, hash := strings.CutPrefix(idx, "#")
 	if i, err := strconv.Atoi(n); err == nil && (hash || !isListOfTables(arr)) {
 		if i >= 1 && i <= len(arr.elems) {
@@ -1207,15 +1236,22 @@ func findElement(arr *tnode, idx string) *tnode {
 		}
 		return nil
 	}
-	var found *tnode
-	for _, el := range arr.elems {
-		for _, k := range []string{"domain", "name"} {
-			if v := el.get(k); v != nil && v.kind == tString && v.text == idx {
-				found = el
+	m := d.labels[arr]
+	if m == nil {
+		m = map[string]*tnode{}
+		for _, el := range arr.elems {
+			for _, k := range []string{"domain", "name"} {
+				if v := el.get(k); v != nil && v.kind == tString {
+					m[v.text] = el
+				}
 			}
 		}
+		if d.labels == nil {
+			d.labels = map[*tnode]map[string]*tnode{}
+		}
+		d.labels[arr] = m
 	}
-	return found
+	return m[idx]
 }
 
 func isListOfTables(arr *tnode) bool {
