@@ -1266,7 +1266,7 @@ const fileHeader = `# xmppfed policy file (TOML). The schema is in the documenta
 #
 # This file was written by the policy package: comments and formatting
 # added by hand are lost the next time the configuration is changed
-# through the API. The dialback secret below must stay private.
+# through the API.
 `
 
 // Marshal encodes c as a policy file in canonical form: a header comment,
@@ -1299,6 +1299,7 @@ func Marshal(c *Config) ([]byte, error) {
 	w.duration("gateway.", "subscription_refresh_interval", g.SubscriptionRefreshInterval)
 	w.bool("gateway.", "log_bodies", g.LogBodies)
 	if g.DialbackSecret.Len() > 0 {
+		w.b.WriteString("# The dialback secret, shared by every node: keep this file private.\n")
 		w.b.WriteString("dialback_secret = \"" + base64.StdEncoding.EncodeToString(g.DialbackSecret.b) + "\"\n")
 	}
 	w.int("gateway.", "max_stanza_bytes", g.MaxStanzaBytes)
