@@ -39,12 +39,12 @@ var ErrExists = errors.New("already exists")
 // snapshot is one compiled, validated configuration. It is never modified
 // after compile returns, so readers need no lock.
 type snapshot struct {
-	cfg      *Config             // normalized, validated, as stored
-	gw       Gateway             // cfg.Gateway with the defaults filled in
-	gen      uint64              // generation, from 1
-	domains  map[string]*Partner // main and additional domain -> partner (in cfg)
-	blocked  map[string]struct{} // exact entries (and the base of wildcards)
-	wildcard map[string]struct{} // "*.example.com" entries, as "example.com"
+	cfg      *Config                  // normalized, validated, as stored
+	gw       Gateway                  // cfg.Gateway with the defaults filled in
+	gen      uint64                   // generation, from 1
+	domains  map[string]*Partner      // main and additional domain -> partner (in cfg)
+	blocked  map[string]struct{}      // exact entries (and the base of wildcards)
+	wildcard map[string]struct{}      // "*.example.com" entries, as "example.com"
 	policies map[string]*AccessPolicy // policyKey(name) -> policy
 	sites    map[string]*AccessPolicy // lower-case site name -> its policy
 	global   *AccessPolicy
