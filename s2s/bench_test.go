@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
 )
 
@@ -74,18 +75,18 @@ func BenchmarkStreamThroughput(b *testing.B) {
 func BenchmarkEstablish(b *testing.B) {
 	for _, tc := range []struct {
 		name string
-		set  s2s.Settings
+		set  policy.Settings
 	}{
-		{"tls13-sasl-external", s2s.Settings{}},
-		{"tls13-dialback", s2s.Settings{SASL: s2s.NotSupported}},
+		{"tls13-sasl-external", policy.Settings{}},
+		{"tls13-dialback", policy.Settings{SASL: policy.NotSupported}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h := newHarness(b)
 			got := make(chan struct{}, 1)
-			h.node("b.example", nodeOpt{set: tc.set, handler: s2s.HandlerFunc(func(context.Context, *s2s.Stanza) error {
+			h.node("b.example", nodeOpt{set: settings(tc.set), handler: s2s.HandlerFunc(func(context.Context, *s2s.Stanza) error {
 				got <- struct{}{}
 				return nil
-			}), mod: func(s *s2s.Server) { s.Limits.MaxStreamsPerDomain = 1 << 20 }})
+			}), edit: func(c *policy.Config) { c.Gateway.PartnerConnectionLimit = -1 }})
 			cert, err := h.ca.IssueDomain("a.example")
 			if err != nil {
 				b.Fatal(err)
@@ -96,8 +97,11 @@ func BenchmarkEstablish(b *testing.B) {
 				b.Fatal(err)
 			}
 			h.dns.AddSRV("_xmpp-server._tcp", "a.example", "127.0.0.1.", uint16(l.Addr().(*net.TCPAddr).Port), 0, 0)
+			// The initiating Servers and a.example's Authoritative Server
+			// share one policy, hence one dialback secret (XEP-0185).
+			pol := s2s.NewPolicy(b, tc.set, nil)
 			auth := &s2s.Server{Domains: []string{"a.example"}, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
-				Verify: certs.VerifyOptions{Roots: h.ca.Pool()}, Resolver: h.dns.Resolver(), DialbackSecret: []byte("shared"), Settings: func(context.Context, string) (s2s.Settings, error) { return tc.set, nil }}
+				Verify: certs.VerifyOptions{Roots: h.ca.Pool()}, Resolver: h.dns.Resolver(), Policy: pol}
 			sd := make(chan error, 1)
 			go func() { sd <- auth.Serve(l) }()
 			defer func() { _ = auth.Close(); <-sd }()
@@ -107,8 +111,7 @@ func BenchmarkEstablish(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				a := &s2s.Server{Domains: []string{"a.example"}, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
-					Verify: certs.VerifyOptions{Roots: h.ca.Pool()}, Resolver: res, DialbackSecret: []byte("shared"),
-					Settings: func(context.Context, string) (s2s.Settings, error) { return tc.set, nil }}
+					Verify: certs.VerifyOptions{Roots: h.ca.Pool()}, Resolver: res, Policy: pol}
 				if err := a.Send(context.Background(), st); err != nil {
 					b.Fatal(err)
 				}
@@ -156,21 +159,22 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 			close(all)
 		}
 		return nil
-	}), mod: func(s *s2s.Server) {
-		s.Limits.MaxStreams, s.Limits.MaxStreamsPerDomain = 2*conns, 2*conns
+	}), edit: func(c *policy.Config) {
+		c.Gateway.ConnectionLimit, c.Gateway.PartnerConnectionLimit = 2*conns, 2*conns
 	}})
 	cert, err := h.ca.IssueDomain("a.example")
 	if err != nil {
 		b.Fatal(err)
 	}
 	res := h.dns.Resolver()
+	pol := s2s.NewPolicy(b, s2s.CommonSettings(), nil) // shared by the initiating Servers
 	st := msg(b, "u@a.example", "v@b.example", "x")
 	for range b.N {
 		n.Store(0)
 		srvs := make([]*s2s.Server, conns)
 		for i := range srvs {
 			srvs[i] = &s2s.Server{Domains: []string{"a.example"}, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
-				Verify: certs.VerifyOptions{Roots: h.ca.Pool()}, Resolver: res}
+				Verify: certs.VerifyOptions{Roots: h.ca.Pool()}, Resolver: res, Policy: pol}
 			_ = srvs[i].Stats() // starts the Server: its fixed cost is in the baseline
 		}
 		before, g0 := settledMem()

@@ -11,12 +11,16 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // dialStream opens an authenticated outbound stream for (local, remote):
-// settings via s.settingsFor, candidates via s.resolver.LookupServer, each
-// tried in order (RFC 6120 §3.2.1; XEP-0368 §3 for direct-TLS
-// candidates, skipped when TLS is not-supported), then negotiateOut. It
+// the policy first (a refused domain is never looked up nor dialled,
+// REFERENCE §5.2 #18), then the candidates: the partner's proxy
+// (Remote.ProxyFQDN, STARTTLS style, no SRV lookup, #21) or
+// s.resolver.LookupServer's, each tried in order (RFC 6120 §3.2.1;
+// XEP-0368 §3 for direct-TLS candidates, skipped when TLS is
+// not-supported), then negotiateOut with the partner's settings. It
 // returns a *NegotiationError on failure: the most informative error
 // across candidates.
 func (s *Server) dialStream(ctx context.Context, local, remote string) (*stream, error) {
@@ -42,11 +46,17 @@ func (s *Server) connect(ctx context.Context, local, remote string, v *verifyReq
 	if s.isLocal(remote) {
 		return nil, negErrf(local, remote, "stream", "%q is one of our own domains", remote)
 	}
-	set, err := s.settingsFor(ctx, remote)
+	rem, err := s.remote(remote)
 	if err != nil {
 		return nil, negErr(local, remote, "policy", fmt.Errorf("%w: %w", ErrRefused, err))
 	}
-	targets, err := s.resolver.LookupServer(ctx, remote)
+	set := rem.Settings.Effective()
+	var targets []dnsdisco.Target
+	if rem.ProxyFQDN != "" {
+		targets, err = s.resolver.LookupHost(ctx, rem.ProxyFQDN, 5269)
+	} else {
+		targets, err = s.resolver.LookupServer(ctx, remote)
+	}
 	if err != nil {
 		return nil, negErr(local, remote, "dns", err)
 	}
@@ -65,7 +75,7 @@ func (s *Server) connect(ctx context.Context, local, remote string, v *verifyReq
 		dialer.Timeout = 0
 	}
 	for _, t := range targets {
-		if t.DirectTLS && set.TLS == NotSupported {
+		if t.DirectTLS && set.TLS == policy.NotSupported {
 			continue
 		}
 		if t.Err != nil {
@@ -83,8 +93,20 @@ func (s *Server) connect(ctx context.Context, local, remote string, v *verifyReq
 				keep(negErr(local, remote, "connect", err))
 				continue
 			}
-			st, err := s.negotiateOut(ctx, conn, local, remote, set, t.DirectTLS, s.verifyFor(ctx, t), v)
+			verify := s.verifyFor(ctx, t)
+			if rem.ProxyFQDN != "" {
+				// The operator named the proxy explicitly: its name is an
+				// acceptable reference identity, like a DNSSEC-secure SRV
+				// target (XEP-0344 §2.1); the partner's domain still is.
+				if _, perr := netip.ParseAddr(t.Host); perr != nil {
+					verify.SecureNames = append(slices.Clip(verify.SecureNames), t.Host)
+				}
+			}
+			st, err := s.negotiateOut(ctx, conn, local, remote, set, t.DirectTLS, verify, v)
 			if err == nil {
+				if st != nil { // nil for a verification-only connection
+					st.admit(rem)
+				}
 				return st, nil
 			}
 			s.log.Info("s2s: outbound negotiation failed", "local", local, "remote", remote, "addr", addr, "directTLS", t.DirectTLS, "err", err)

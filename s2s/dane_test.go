@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
 )
 
@@ -45,7 +46,7 @@ func TestDNSSECVerification(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := h.node("b.example", nodeOpt{cert: &cert})
-			a := h.node("a.example", nodeOpt{set: s2s.Settings{SASL: s2s.Required}})
+			a := h.node("a.example", nodeOpt{set: &policy.Settings{SASL: policy.Required}})
 			if tc.tlsa {
 				_, port, _ := net.SplitHostPort(b.addr)
 				p, err := strconv.ParseUint(port, 10, 16)

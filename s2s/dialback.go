@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"mellium.im/xmpp/stanza"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // dialbackKey computes the XEP-0185 §2 key: HMAC-SHA256 keyed with the
@@ -207,7 +209,7 @@ func (st *stream) answerVerify(f dbFields) error {
 		return st.write(dbElement("verify", f.to, f.from, f.id, "error", "", stanza.ItemNotFound))
 	}
 	typ := "invalid"
-	if f.id != "" && keyEqual(f.key, dialbackKey(st.srv.secret, from, to, f.id)) {
+	if f.id != "" && keyEqual(f.key, dialbackKey(st.srv.secret(), from, to, f.id)) {
 		typ = "valid"
 	}
 	return st.write(dbElement("verify", to, from, f.id, typ, "", ""))
@@ -256,14 +258,21 @@ func (st *stream) dialbackReq(ctx context.Context, f dbFields, sync bool) error 
 	if st.dir == Outbound && !st.bidi {
 		return errAnswer(stanza.NotAllowed) // requests go on streams the peer opened
 	}
-	set, err := s.settingsFor(ctx, remote)
+	set, err := st.admitDialback(ctx, remote, sync)
 	if err != nil {
-		return errAnswer(stanza.PolicyViolation)
+		var d *policy.Denial
+		if errors.As(err, &d) {
+			// XEP-0220 §2.4: policy-violation, "the Receiving Server is
+			// unwilling to authorize the domain because of local service
+			// policy"; the stream goes on for its other domains.
+			return errAnswer(stanza.PolicyViolation)
+		}
+		return err // the stream's first domain was refused: it is closed
 	}
-	if !set.Dialback() || set.SASL == Required {
+	if !set.Dialback() || set.SASL == policy.Required {
 		return errAnswer(stanza.NotAuthorized)
 	}
-	if st.tls == nil && set.TLS == Required {
+	if st.tls == nil && set.TLS == policy.Required {
 		return errAnswer(stanza.PolicyViolation)
 	}
 	p := pair{local: local, remote: remote}
@@ -310,6 +319,62 @@ func (st *stream) dialbackReq(ctx context.Context, f dbFields, sync bool) error 
 		}
 	}()
 	return nil
+}
+
+// admitDialback asks the policy about a domain a dialback request on st
+// would authorize and returns the settings that apply to it. The first
+// domain of a stream opened without 'from' (only during negotiation,
+// sync) is admitted like a stream header's: a refusal closes the stream
+// with policy-violation (REFERENCE §5.2 #17) and is returned as the
+// stream's error. Any other domain must belong to the same partner as
+// the stream's (REFERENCE §5.3 #37) and be admitted itself; otherwise the
+// *policy.Denial is returned for a dialback error.
+func (st *stream) admitDialback(ctx context.Context, remote string, sync bool) (policy.Settings, error) {
+	s := st.srv
+	if st.rem == nil && sync {
+		rem, err := s.remote(remote)
+		if err != nil {
+			s.refused(ctx, "inbound stream", remote, err)
+			return policy.Settings{}, st.fail("policy", streamerr.PolicyViolation, err.Error())
+		}
+		st.admit(rem)
+		return st.set, nil
+	}
+	if st.rem == nil {
+		return policy.Settings{}, &policy.Denial{Rule: policy.RuleNotPartner, Domain: remote}
+	}
+	if remote == st.rem.Domain {
+		rem, err := s.remote(remote) // the current policy, not the stream's snapshot
+		if err != nil {
+			s.refused(ctx, "dialback", remote, err)
+			return policy.Settings{}, err
+		}
+		return rem.Settings.Effective(), nil
+	}
+	set, err := s.piggybackSettings(st.rem.Domain, remote)
+	if err != nil {
+		s.refused(ctx, "dialback piggyback onto a stream with "+st.rem.Domain, remote, err)
+	}
+	return set, err
+}
+
+// piggybackSettings returns the settings for adding remote to a stream
+// whose first remote domain is first, or the *policy.Denial refusing it:
+// only domains of the same partner may share a stream (REFERENCE §5.3
+// #37), and each must be admitted itself.
+func (s *Server) piggybackSettings(first, remote string) (policy.Settings, error) {
+	cur, err := s.remote(first)
+	if err != nil {
+		return policy.Settings{}, err
+	}
+	rem, err := s.remote(remote)
+	if err != nil {
+		return policy.Settings{}, err
+	}
+	if !cur.SamePartner(remote) {
+		return policy.Settings{}, &policy.Denial{Rule: policy.RuleNotPartner, Domain: remote}
+	}
+	return rem.Settings.Effective(), nil
 }
 
 // dialbackResult writes the outcome of a verification and authorizes the
@@ -393,14 +458,18 @@ func (st *stream) authorizeSend(ctx context.Context, local, remote string) error
 	if st.dir == Inbound && !st.bidi {
 		return negErrf(local, remote, "dialback", "inbound stream without bidi cannot send")
 	}
-	set, err := s.settingsFor(ctx, remote)
+	first := st.remote
+	if st.rem != nil {
+		first = st.rem.Domain
+	}
+	set, err := s.piggybackSettings(first, remote)
 	if err != nil {
 		return negErr(local, remote, "policy", fmt.Errorf("%w: %w", ErrRefused, err))
 	}
 	if !set.Dialback() {
 		return negErrf(local, remote, "dialback", "dialback is disabled for %s: cannot add a pair to a stream", remote)
 	}
-	if st.tls == nil && set.TLS == Required {
+	if st.tls == nil && set.TLS == policy.Required {
 		return negErrf(local, remote, "tls", "stream has no TLS and TLS is required")
 	}
 	p := pair{local: local, remote: remote}
@@ -423,7 +492,7 @@ func (st *stream) authorizeSend(ctx context.Context, local, remote string) error
 	if !waiting {
 		// Keys per XEP-0185: receiving = remote, originating = local, and
 		// the stream id the receiving side chose.
-		if err := st.write(dbElement("result", local, remote, "", "", dialbackKey(s.secret, remote, local, st.id), "")); err != nil {
+		if err := st.write(dbElement("result", local, remote, "", "", dialbackKey(s.secret(), remote, local, st.id), "")); err != nil {
 			n.mu.Lock()
 			if n.pending[p] == w {
 				delete(n.pending, p)

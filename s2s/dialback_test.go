@@ -8,6 +8,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/dnsdisco"
 	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // The XEP-0185 §2 algorithm with the secret and stream id of its example
@@ -39,12 +40,14 @@ func TestKeyEqual(t *testing.T) {
 }
 
 func TestAnswerVerify(t *testing.T) {
-	s := &Server{Domains: []string{"b.example"}, DialbackSecret: []byte("s")}
+	s := &Server{Domains: []string{"b.example"}, Policy: NewPolicy(t, CommonSettings(), func(c *policy.Config) {
+		c.Gateway.DialbackSecret = policy.NewSecret([]byte("s3cr3t-of-16-bytes"))
+	})}
 	s.init()
 	var out bytes.Buffer
 	st := &stream{srv: s, dir: Inbound, neg: newNegState(), w: wire.NewWriter(&out)}
 	defer st.closeNeg(nil)
-	good := dialbackKey(s.secret, "a.example", "b.example", "id1")
+	good := dialbackKey([]byte("s3cr3t-of-16-bytes"), "a.example", "b.example", "id1")
 	for _, tc := range []struct {
 		key, id, want string
 	}{
@@ -66,17 +69,19 @@ func TestAnswerVerify(t *testing.T) {
 
 // dbTestStream is an inbound bidi stream of a server for b.example whose
 // DNS goes nowhere, with a pending request for (b.example, a.example).
-func dbTestStream(out *bytes.Buffer) (*stream, *dbWait) {
+func dbTestStream(t testing.TB, pol *policy.Policy, out *bytes.Buffer) (*stream, *dbWait) {
 	s := &Server{
-		Domains:        []string{"b.example"},
-		DialbackSecret: []byte("s"),
-		Resolver:       &dnsdisco.Resolver{Servers: []string{"127.0.0.1:9"}, Timeout: 1, Attempts: 1},
-		Settings: func(context.Context, string) (Settings, error) {
-			return Settings{TLS: Optional}, nil
-		},
+		Domains:  []string{"b.example"},
+		Resolver: &dnsdisco.Resolver{Servers: []string{"127.0.0.1:9"}, Timeout: 1, Attempts: 1},
+		Policy:   pol,
 	}
 	s.init()
 	st := &stream{srv: s, dir: Inbound, bidi: true, id: "sid", neg: newNegState(), w: wire.NewWriter(out)}
+	rem, err := pol.Remote("a.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.admit(rem)
 	w := newDBWait()
 	st.neg.pending = map[pair]*dbWait{{local: "b.example", remote: "a.example"}: w}
 	return st, w
@@ -98,6 +103,9 @@ func FuzzDialbackElement(f *testing.F) {
 	f.Add([]byte("<db:result from='b.example' to='b.example'>k</db:result>"))
 	f.Add([]byte("<db:result xmlns:db='jabber:server:dialback' from='\u00e9.example' to='B.EXAMPLE.'>k</db:result>"))
 	f.Add([]byte("<message xmlns='jabber:server'/>"))
+	pol := NewPolicy(f, policy.Settings{TLS: policy.Optional, SASL: policy.Optional}, func(c *policy.Config) {
+		c.Gateway.DialbackSecret = policy.NewSecret([]byte("s3cr3t-of-16-bytes"))
+	})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := wire.NewReader(bytes.NewReader(append([]byte("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' version='1.0'>"), data...)), wire.Limits{MaxStanzaBytes: 1 << 14})
 		if _, err := r.ReadHeader(); err != nil {
@@ -108,7 +116,7 @@ func FuzzDialbackElement(f *testing.F) {
 			return
 		}
 		var out bytes.Buffer
-		st, ch := dbTestStream(&out)
+		st, ch := dbTestStream(t, pol, &out)
 		_, _ = st.handleElement(context.Background(), el)
 		st.closeNeg(nil) // waits for verification goroutines
 		if len(st.recv) != 0 {
@@ -124,7 +132,7 @@ func FuzzDialbackElement(f *testing.F) {
 		}
 		for _, m := range verifyValid.FindAllSubmatch(out.Bytes(), -1) {
 			// our answer: from=us (to of the request), to=them
-			if !keyEqual(dialbackKeyFromRequest(st, el), dialbackKey(st.srv.secret, string(m[2]), string(m[1]), string(m[3]))) {
+			if !keyEqual(dialbackKeyFromRequest(st, el), dialbackKey(st.srv.secret(), string(m[2]), string(m[1]), string(m[3]))) {
 				t.Fatalf("valid answer for a wrong key: %s", data)
 			}
 		}
@@ -173,15 +181,15 @@ func FuzzFeatures(f *testing.F) {
 				}
 				switch act {
 				case actStartTLS:
-					if tlsDone || set.TLS == NotSupported || !fs.startTLS {
+					if tlsDone || set.TLS == policy.NotSupported || !fs.startTLS {
 						t.Fatalf("STARTTLS chosen: %+v %+v tls=%v", fs, set, tlsDone)
 					}
 				case actExternal:
-					if !tlsDone || set.SASL == NotSupported || !peerOK || extFailed || !fs.external {
+					if !tlsDone || set.SASL == policy.NotSupported || !peerOK || extFailed || !fs.external {
 						t.Fatalf("EXTERNAL chosen: %+v %+v bits=%b", fs, set, bits)
 					}
 				case actDialback:
-					if !set.Dialback() || set.SASL == Required || (!tlsDone && set.TLS == Required) || !peerDB {
+					if !set.Dialback() || set.SASL == policy.Required || (!tlsDone && set.TLS == policy.Required) || !peerDB {
 						t.Fatalf("dialback chosen: %+v %+v bits=%b", fs, set, bits)
 					}
 				default:
@@ -192,16 +200,16 @@ func FuzzFeatures(f *testing.F) {
 	})
 }
 
-// allSettings returns the 18 valid effective settings (3 TLS × 3 SASL ×
-// dialback on/off, minus those Validate refuses).
-func allSettings() []Settings {
-	var out []Settings
-	for _, tl := range []Negotiation{Required, Optional, NotSupported} {
-		for _, sa := range []Negotiation{Required, Optional, NotSupported} {
+// allSettings returns the effective settings of the 13 valid rows of the
+// matrix (3 TLS × 3 SASL × dialback on/off, minus those Validate refuses).
+func allSettings() []policy.Settings {
+	var out []policy.Settings
+	for _, tl := range []policy.Negotiation{policy.Required, policy.Optional, policy.NotSupported} {
+		for _, sa := range []policy.Negotiation{policy.Required, policy.Optional, policy.NotSupported} {
 			for _, off := range []bool{false, true} {
-				s := Settings{TLS: tl, SASL: sa, DisableDialback: off}
-				if _, err := s.Validate(); err == nil {
-					out = append(out, s.effective())
+				s := policy.Settings{TLS: tl, SASL: sa, DisableDialback: off}
+				if _, err := s.Validate(false); err == nil {
+					out = append(out, s.Effective())
 				}
 			}
 		}
@@ -211,7 +219,7 @@ func allSettings() []Settings {
 
 func TestChooseOutPreference(t *testing.T) {
 	all := featureSet{startTLS: true, external: true, dialback: true, bidi: true}
-	set := Settings{}.effective()
+	set := CommonSettings().Effective()
 	if a, _, _ := chooseOut(all, set, false, false, true, false); a != actStartTLS {
 		t.Fatalf("before TLS: %v", a)
 	}
@@ -221,9 +229,14 @@ func TestChooseOutPreference(t *testing.T) {
 	if a, _, _ := chooseOut(all, set, true, true, true, true); a != actDialback {
 		t.Fatalf("EXTERNAL failed: %v", a)
 	}
-	tcp := Settings{TLS: NotSupported}.effective()
+	tcp := policy.Settings{TLS: policy.NotSupported}.Effective()
 	if a, _, _ := chooseOut(all, tcp, false, false, true, false); a != actDialback {
 		t.Fatalf("TLS not-supported: %v", a)
+	}
+	// Row 1 (the default): SASL required, so a peer without EXTERNAL
+	// leaves no method, dialback included (REFERENCE §5.3 #31).
+	if _, step, err := chooseOut(all, policy.Settings{}.Effective(), true, true, true, true); err == nil || step != "sasl" {
+		t.Fatalf("row 1 after EXTERNAL failed: step %q err %v", step, err)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/xmppfed/xmppfed/dnsdisco"
 	"github.com/xmppfed/xmppfed/dnsdisco/dnsdiscotest"
 	"github.com/xmppfed/xmppfed/internal/clock"
+	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
 )
 
@@ -64,13 +65,19 @@ type node struct {
 }
 
 type nodeOpt struct {
-	domains   []string // extra domains
-	set       s2s.Settings
+	domains   []string         // extra domains
+	set       *policy.Settings // nil: s2s.CommonSettings()
+	// edit changes the node's policy configuration (open federation with
+	// set for every domain, XMPP access for every user) before use.
+	edit      func(*policy.Config)
 	cert      *tls.Certificate // nil: issued by the harness CA for the domains
 	directTLS bool
 	handler   s2s.Handler
 	mod       func(*s2s.Server)
 }
+
+// settings returns p (the test's settings for a node).
+func settings(p policy.Settings) *policy.Settings { return &p }
 
 // node starts a Server for domain with SRV records pointing at its
 // listener.
@@ -86,13 +93,16 @@ func (h *harness) node(domain string, o nodeOpt) *node {
 		}
 		cert = &c
 	}
-	set := o.set
+	set := s2s.CommonSettings()
+	if o.set != nil {
+		set = *o.set
+	}
 	n.srv = &s2s.Server{
 		Domains:   domains,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{*cert}},
 		Verify:    certs.VerifyOptions{Roots: h.ca.Pool()},
 		Resolver:  h.dns.Resolver(),
-		Settings:  func(context.Context, string) (s2s.Settings, error) { return set, nil },
+		Policy:    s2s.NewPolicy(t, set, o.edit),
 		Handler: s2s.HandlerFunc(func(_ context.Context, st *s2s.Stanza) error {
 			n.got <- st
 			return nil
@@ -204,20 +214,21 @@ func TestDeliverReplyAndStats(t *testing.T) {
 }
 
 // allSettings lists every combination of the three knobs: TLS and SASL
-// (Required, Optional, NotSupported) and dialback (on, off): 18 values.
-func allSettings() []s2s.Settings {
-	var out []s2s.Settings
-	for _, tl := range []s2s.Negotiation{s2s.Required, s2s.Optional, s2s.NotSupported} {
-		for _, sa := range []s2s.Negotiation{s2s.Required, s2s.Optional, s2s.NotSupported} {
+// (Required, Optional, NotSupported) and dialback (on, off): the 18 rows
+// of the matrix (REFERENCE §3.1), in its order.
+func allSettings() []policy.Settings {
+	var out []policy.Settings
+	for _, sa := range []policy.Negotiation{policy.Required, policy.Optional, policy.NotSupported} {
+		for _, tl := range []policy.Negotiation{policy.Required, policy.Optional, policy.NotSupported} {
 			for _, off := range []bool{false, true} {
-				out = append(out, s2s.Settings{TLS: tl, SASL: sa, DisableDialback: off})
+				out = append(out, policy.Settings{TLS: tl, SASL: sa, DisableDialback: off})
 			}
 		}
 	}
 	return out
 }
 
-func settingsName(s s2s.Settings) string {
+func settingsName(s policy.Settings) string {
 	db := "db"
 	if s.DisableDialback {
 		db = "nodb"
@@ -227,36 +238,51 @@ func settingsName(s s2s.Settings) string {
 
 // expectedOutcome computes, from the initiator's and the receiver's
 // settings alone (both with valid certificates), whether a stream can be
-// authenticated and how: SASL EXTERNAL over TLS is preferred, then
-// dialback (over TLS when negotiated, over plain TCP only when neither
-// side requires TLS). Settings that Validate rejects refuse the peer.
-func expectedOutcome(in, re s2s.Settings) (ok bool, m s2s.AuthMethod) {
-	if _, err := in.Validate(); err != nil {
-		return false, s2s.AuthNone
+// authenticated and how, with the settings negotiation applies
+// (Settings.Effective: SASL required acts as optional unless TLS is
+// required): SASL EXTERNAL over TLS is preferred, then dialback (over TLS
+// when negotiated, over plain TCP only when neither side requires TLS).
+// Both settings must be valid (a Policy refuses the others).
+func expectedOutcome(in, re policy.Settings) (ok bool, m policy.Method) {
+	in, re = in.Effective(), re.Effective()
+	useTLS := in.TLS != policy.NotSupported && re.TLS != policy.NotSupported
+	if !useTLS && (in.TLS == policy.Required || re.TLS == policy.Required) {
+		return false, 0
 	}
-	if _, err := re.Validate(); err != nil {
-		return false, s2s.AuthNone
+	if useTLS && in.SASL != policy.NotSupported && re.SASL != policy.NotSupported {
+		return true, policy.SASLOverTLS
 	}
-	useTLS := in.TLS != s2s.NotSupported && re.TLS != s2s.NotSupported
-	if !useTLS && (in.TLS == s2s.Required || re.TLS == s2s.Required) {
-		return false, s2s.AuthNone
-	}
-	if useTLS && in.SASL != s2s.NotSupported && re.SASL != s2s.NotSupported {
-		return true, s2s.AuthSASLExternal
-	}
-	if in.SASL == s2s.Required || re.SASL == s2s.Required {
-		return false, s2s.AuthNone
+	if in.SASL == policy.Required || re.SASL == policy.Required {
+		return false, 0
 	}
 	if in.Dialback() && re.Dialback() {
-		return true, s2s.AuthDialback
+		if useTLS {
+			return true, policy.TLSDialback
+		}
+		return true, policy.TCPDialback
 	}
-	return false, s2s.AuthNone
+	return false, 0
+}
+
+// methodOf names how a stream was authenticated, in the matrix's terms.
+func methodOf(si s2s.StreamInfo) policy.Method {
+	switch {
+	case si.Auth == s2s.AuthSASLExternal:
+		return policy.SASLOverTLS
+	case si.Auth == s2s.AuthDialback && si.TLSVersion != "":
+		return policy.TLSDialback
+	case si.Auth == s2s.AuthDialback:
+		return policy.TCPDialback
+	}
+	return 0
 }
 
 // TestSettingsMatrix runs every initiator x receiver combination of the
 // settings knobs (18 x 18) over loopback with real TLS and DNS and checks
 // the outcome against expectedOutcome: the stanza is delivered with the
-// expected method, or bounced and never delivered.
+// expected method (one of both rows' ExpectedMethods), or bounced and
+// never delivered. A row the matrix calls invalid cannot be configured:
+// the Policy refuses it with an error naming the fields.
 func TestSettingsMatrix(t *testing.T) {
 	h := newHarness(t)
 	sets := allSettings()
@@ -264,18 +290,21 @@ func TestSettingsMatrix(t *testing.T) {
 		for j, re := range sets {
 			t.Run(settingsName(in)+"/"+settingsName(re), func(t *testing.T) {
 				t.Parallel()
-				ok, method := expectedOutcome(in, re)
-				a := h.node(fmt.Sprintf("i%d-%d.example", i, j), nodeOpt{set: in})
-				b := h.node(fmt.Sprintf("r%d-%d.example", i, j), nodeOpt{set: re})
-				err := a.srv.Send(context.Background(), msg(t, "u@"+a.domain, "v@"+b.domain, "x"))
-				if _, verr := in.Validate(); verr != nil {
-					// The initiator's own Settings refuse the peer: Send says so.
-					if err == nil {
-						t.Fatalf("Send with invalid settings succeeded")
+				for _, set := range []policy.Settings{in, re} {
+					if _, verr := set.Validate(false); verr != nil {
+						c := &policy.Config{Gateway: policy.Gateway{OpenFederation: true, DefaultPartner: policy.Partner{Settings: set}}}
+						_, err := policy.New(context.Background(), policy.NewMemStore(c), nil)
+						var fe *policy.FieldError
+						if !errors.As(err, &fe) || !strings.Contains(fe.Field, "dialback") {
+							t.Fatalf("policy.New with invalid %s = %v, want a FieldError naming the fields", settingsName(set), err)
+						}
+						return
 					}
-					return
 				}
-				if err != nil {
+				ok, method := expectedOutcome(in, re)
+				a := h.node(fmt.Sprintf("i%d-%d.example", i, j), nodeOpt{set: settings(in)})
+				b := h.node(fmt.Sprintf("r%d-%d.example", i, j), nodeOpt{set: settings(re)})
+				if err := a.srv.Send(context.Background(), msg(t, "u@"+a.domain, "v@"+b.domain, "x")); err != nil {
 					t.Fatalf("Send: %v", err)
 				}
 				select {
@@ -286,14 +315,17 @@ func TestSettingsMatrix(t *testing.T) {
 					if got.From.String() != "u@"+a.domain {
 						t.Errorf("from = %s", got.From)
 					}
-					var m s2s.AuthMethod
+					var m policy.Method
 					for _, si := range a.srv.Stats().Streams {
 						if si.Direction == s2s.Outbound && si.Remote == b.domain {
-							m = si.Auth
+							m = methodOf(si)
 						}
 					}
 					if m != method {
 						t.Errorf("authenticated with %v, want %v", m, method)
+					}
+					if !in.ExpectedMethods().Has(m) || !re.ExpectedMethods().Has(m) {
+						t.Errorf("method %v is not in the expected methods %v (initiator) and %v (receiver)", m, in.ExpectedMethods(), re.ExpectedMethods())
 					}
 				case bo := <-a.bounced:
 					if ok {
@@ -404,7 +436,7 @@ func (h *harness) rawPeer(domain string, to *node) *rawPeer {
 // violation ends the stream with the stream error RFC 6120 names.
 func TestInboundStanzaChecks(t *testing.T) {
 	h := newHarness(t)
-	b := h.node("b.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.MaxStanzaBytes = 2048 }})
+	b := h.node("b.example", nodeOpt{edit: func(c *policy.Config) { c.Gateway.MaxStanzaBytes = 10000 }})
 	h.node("a.example", nodeOpt{})
 	for _, tc := range []struct{ name, xml, cond string }{
 		{"spoofed from", "<message from='mallory@a.example' to='v@b.example'/>", "invalid-from"},
@@ -412,7 +444,7 @@ func TestInboundStanzaChecks(t *testing.T) {
 		{"bad from", "<message from='@@' to='v@b.example'/>", "improper-addressing"},
 		{"to not ours", "<message from='e@evil.example' to='v@c.example'/>", "host-unknown"},
 		{"DTD", "<!DOCTYPE x [<!ENTITY a 'b'>]>", "restricted-xml"},
-		{"too big", "<message from='e@evil.example' to='v@b.example'><body>" + strings.Repeat("x", 4096) + "</body></message>", "policy-violation"},
+		{"too big", "<message from='e@evil.example' to='v@b.example'><body>" + strings.Repeat("x", 20000) + "</body></message>", "policy-violation"},
 		{"unknown element", "<foo xmlns='urn:example:foo'/>", "unsupported-stanza-type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -480,42 +512,86 @@ func waitPending(t testing.TB, c *clock.Fake, n int) {
 	t.Fatalf("fewer than %d timers armed", n)
 }
 
-func fakeClockOpt(c *clock.Fake, lim s2s.Limits) func(*s2s.Server) {
-	return func(s *s2s.Server) {
-		s.Limits = lim
-		s2s.SetClock(s, c)
+func fakeClockOpt(c *clock.Fake) func(*s2s.Server) {
+	return func(s *s2s.Server) { s2s.SetClock(s, c) }
+}
+
+// gatewayOpt sets the node's gateway timers: keepalive interval,
+// establishment and inactivity timeouts (negative: none).
+func gatewayOpt(ka, establish, inactive time.Duration) func(*policy.Config) {
+	return func(c *policy.Config) {
+		c.Gateway.KeepAliveInterval = ka
+		c.Gateway.StreamEstablishmentTimeout = establish
+		c.Gateway.StreamInactivityTimeout = inactive
 	}
 }
 
-// TestKeepAliveAndIdleTimeout: after KeepAlive of send silence the server
-// writes whitespace (RFC 6120 §4.6.1); after IdleTimeout with nothing
-// received it ends the stream with connection-timeout. Fake clock.
-func TestKeepAliveAndIdleTimeout(t *testing.T) {
+// TestKeepAlive: with a keepalive partner (REFERENCE §5.5 #51-52) the
+// server writes whitespace after KeepAlive/2 of send silence (RFC 6120
+// §4.6.1), and ends a stream that received nothing for KeepAlive with
+// connection-timeout; anything received (here a stanza) restarts that
+// count. Fake clock; pings off to isolate the whitespace.
+func TestKeepAlive(t *testing.T) {
 	h := newHarness(t)
 	c := clock.NewFake(time.Unix(1e9, 0))
-	b := h.node("b.example", nodeOpt{mod: fakeClockOpt(c, s2s.Limits{KeepAlive: 30 * time.Second, IdleTimeout: 100 * time.Second, PingInterval: -1, NegotiationTimeout: -1})})
+	b := h.node("b.example", nodeOpt{edit: gatewayOpt(60*time.Second, -1, 1000*time.Second), mod: func(s *s2s.Server) {
+		s2s.SetClock(s, c)
+		s.Limits.PingInterval = -1
+	}})
 	p := h.rawPeer("evil.example", b)
 	waitPending(t, c, 1)
 	c.Advance(31 * time.Second)
 	if got := p.readUntil(" "); strings.TrimSpace(got) != "" {
 		t.Errorf("keepalive: got %q, want whitespace", got)
 	}
-	c.Advance(40 * time.Second) // 71 s: not idle yet, the next keepalive goes out
+	p.write("<message from='e@evil.example' to='v@b.example' id='k1'/>")
+	recv(t, b.got, "message") // received at 31 s
+	c.Advance(31 * time.Second) // 62 s: 31 s of silence; the next whitespace goes out
 	p.readUntil(" ")
-	c.Advance(40 * time.Second) // 111 s without receiving anything
+	c.Advance(30 * time.Second) // 92 s: 61 s without receiving anything
 	got := p.readAll()
-	if !strings.Contains(got, "<connection-timeout ") || !strings.Contains(got, "</stream:stream>") {
-		t.Errorf("after idle timeout: %q", got)
+	if !strings.Contains(got, "<connection-timeout ") || !strings.Contains(got, "keepalive") || !strings.Contains(got, "</stream:stream>") {
+		t.Errorf("after keepalive silence: %q", got)
 	}
 }
 
-// TestPing: after PingInterval of receive silence an XEP-0199 ping goes out
-// on a stream we send on; an answered ping keeps it, an unanswered one ends
-// it with connection-timeout. Fake clock.
+// TestKeepAliveOffAndInactivity: with keepalive off for the partner (#53)
+// nothing is written and silence is not checked; the gateway's
+// StreamInactivityTimeout (#50) still ends the stream with
+// connection-timeout. Fake clock.
+func TestKeepAliveOffAndInactivity(t *testing.T) {
+	h := newHarness(t)
+	c := clock.NewFake(time.Unix(1e9, 0))
+	b := h.node("b.example", nodeOpt{
+		edit: func(cfg *policy.Config) {
+			gatewayOpt(60*time.Second, -1, 200*time.Second)(cfg)
+			cfg.Gateway.DefaultPartner.DisableKeepAlive = true
+		},
+		mod: fakeClockOpt(c),
+	})
+	p := h.rawPeer("evil.example", b)
+	waitPending(t, c, 1)
+	c.Advance(199 * time.Second) // far past the keepalive interval: no whitespace, no ping, no close
+	p.write("<message from='e@evil.example' to='v@b.example' id='k1'/>")
+	recv(t, b.got, "message") // still open; the inactivity count starts again at 199 s
+	c.Advance(199 * time.Second)
+	p.write("<message from='e@evil.example' to='v@b.example' id='k2'/>")
+	recv(t, b.got, "message")
+	c.Advance(201 * time.Second)
+	got := p.readAll()
+	if !strings.HasPrefix(got, "<stream:error>") || !strings.Contains(got, "<connection-timeout ") || !strings.Contains(got, "inactivity") {
+		t.Errorf("keepalive off: got %q, want the inactivity stream error and nothing before it", got)
+	}
+}
+
+// TestPing: with a keepalive partner, after KeepAlive/2 of receive
+// silence an XEP-0199 ping goes out on a stream we send on; an answered
+// ping keeps it, an unanswered one ends it with connection-timeout. Fake
+// clock.
 func TestPing(t *testing.T) {
 	h := newHarness(t)
 	c := clock.NewFake(time.Unix(1e9, 0))
-	b := h.node("b.example", nodeOpt{mod: fakeClockOpt(c, s2s.Limits{KeepAlive: -1, IdleTimeout: -1, PingInterval: 50 * time.Second, NegotiationTimeout: -1})})
+	b := h.node("b.example", nodeOpt{edit: gatewayOpt(100*time.Second, -1, -1), mod: fakeClockOpt(c)})
 	p := h.rawPeer("evil.example", b)
 	waitPending(t, c, 1)
 	c.Advance(51 * time.Second)
@@ -549,11 +625,12 @@ func TestPing(t *testing.T) {
 }
 
 // TestNegotiationTimeout: a peer that connects and says nothing is dropped
-// after Limits.NegotiationTimeout on the Server's clock.
+// after the gateway's StreamEstablishmentTimeout (#49) on the Server's
+// clock.
 func TestNegotiationTimeout(t *testing.T) {
 	h := newHarness(t)
 	c := clock.NewFake(time.Unix(1e9, 0))
-	b := h.node("b.example", nodeOpt{mod: fakeClockOpt(c, s2s.Limits{NegotiationTimeout: 10 * time.Second})})
+	b := h.node("b.example", nodeOpt{edit: gatewayOpt(0, 10*time.Second, 0), mod: fakeClockOpt(c)})
 	conn, err := net.Dial("tcp", b.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -676,14 +753,12 @@ func TestSendAddressing(t *testing.T) {
 			t.Errorf("Send(%v) succeeded", st)
 		}
 	}
-	refuse := h.node("r.example", nodeOpt{mod: func(s *s2s.Server) {
-		s.Settings = func(context.Context, string) (s2s.Settings, error) {
-			return s2s.Settings{}, errors.New("not a partner")
-		}
-	}})
+	// Refused by the policy: the *policy.Denial, service-unavailable.
+	refuse := h.node("r.example", nodeOpt{edit: func(c *policy.Config) { c.Gateway.OpenFederation = false }})
 	err := refuse.srv.Send(ctx, msg(t, "u@r.example", "v@b.example", "x"))
-	if se := (stanza.Error{}); !errors.As(err, &se) || se.Condition != stanza.ServiceUnavailable || !strings.Contains(se.Text[""], "not a partner") {
-		t.Errorf("Send refused by Settings = %v", err)
+	var d *policy.Denial
+	if !errors.As(err, &d) || d.Rule != policy.RuleNotPartner || d.StanzaError().Condition != stanza.ServiceUnavailable {
+		t.Errorf("Send refused by the policy = %v", err)
 	}
 }
 
@@ -708,16 +783,20 @@ func TestDirectTLS(t *testing.T) {
 func TestPiggybackAndBidi(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		set  s2s.Settings
+		set  policy.Settings
 		auth s2s.AuthMethod
 	}{
-		{"external", s2s.Settings{}, s2s.AuthSASLExternal},
-		{"dialback", s2s.Settings{SASL: s2s.NotSupported}, s2s.AuthDialback},
+		{"external", s2s.CommonSettings(), s2s.AuthSASLExternal},
+		{"dialback", policy.Settings{SASL: policy.NotSupported}, s2s.AuthDialback},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			a := h.node("a.example", nodeOpt{domains: []string{"a2.example"}, set: tc.set})
-			b := h.node("b.example", nodeOpt{set: tc.set})
+			a := h.node("a.example", nodeOpt{domains: []string{"a2.example"}, set: settings(tc.set)})
+			// At b, a.example and a2.example are one partner: only then
+			// may they share a stream (REFERENCE §5.3 #37).
+			b := h.node("b.example", nodeOpt{set: settings(tc.set), edit: func(c *policy.Config) {
+				c.Partners = append(c.Partners, policy.Partner{Domain: "a.example", AdditionalDomains: []string{"a2.example"}, Settings: tc.set})
+			}})
 			ctx := context.Background()
 			for _, from := range []string{"u@a.example", "u@a2.example"} {
 				if err := a.srv.Send(ctx, msg(t, from, "v@b.example", "x")); err != nil {
@@ -780,7 +859,7 @@ func TestShutdownDelivers(t *testing.T) {
 
 func TestMaxStreamsPerDomain(t *testing.T) {
 	h := newHarness(t)
-	b := h.node("b.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.MaxStreamsPerDomain = 1 }})
+	b := h.node("b.example", nodeOpt{edit: func(c *policy.Config) { c.Gateway.PartnerConnectionLimit = 1 }})
 	h.rawPeer("evil.example", b)
 	// The second stream from the same domain is refused right after its
 	// header, before any TLS or authentication work.

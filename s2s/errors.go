@@ -20,8 +20,8 @@ type NegotiationError struct {
 	// example before an inbound stream header arrived).
 	Local, Remote string
 	// Step is where negotiation failed: "dns", "connect", "tls",
-	// "starttls", "sasl", "dialback", "stream" or "policy" (the Settings
-	// refused the remote domain).
+	// "starttls", "sasl", "dialback", "stream" or "policy" (the policy
+	// refused the remote domain: Err wraps the *policy.Denial).
 	Step string
 	// Err is the cause.
 	Err error
@@ -35,8 +35,8 @@ func (e *NegotiationError) Error() string {
 // Unwrap returns Err.
 func (e *NegotiationError) Unwrap() error { return e.Err }
 
-// ErrRefused is wrapped by the error of a stream that the Settings refuse:
-// Server.Settings returned an error for the remote domain.
+// ErrRefused is wrapped by the error of a stream that the policy refuses,
+// together with the *policy.Denial that says why.
 var ErrRefused = errors.New("s2s: remote domain refused by Settings")
 
 // ErrDialbackInvalid is wrapped by the error of a dialback request that the
@@ -108,7 +108,7 @@ func negErrf(local, remote, step, format string, args ...any) *NegotiationError 
 
 // bounceCondition picks the stanza error condition for stanzas that could
 // not be delivered because of err: remote-server-not-found when DNS says the
-// domain or service does not exist (or the Settings refuse it), else
+// domain or service does not exist (or the policy refuses it), else
 // remote-server-timeout (RFC 6120 §8.3.3.15, §8.3.3.16).
 func bounceCondition(err error) stanza.Condition {
 	var le *dnsdisco.LookupError

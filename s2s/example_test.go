@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco/dnsdiscotest"
+	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
 )
 
@@ -25,8 +27,17 @@ func Example() {
 	defer dns.Close()
 
 	received := make(chan struct{})
-	newServer := func(domain string, h s2s.Handler) (*s2s.Server, func()) {
+	newServer := func(domain, partner string, h s2s.Handler) (*s2s.Server, func()) {
 		cert, err := ca.IssueDomain(domain)
+		if err != nil {
+			panic(err)
+		}
+		// Each side has the other as its one federation partner (TLS and
+		// SASL required, the defaults) and lets every user use XMPP.
+		pol, err := policy.New(context.Background(), policy.NewMemStore(&policy.Config{
+			Partners: []policy.Partner{{Domain: partner, Type: policy.Federated}},
+			Policies: []policy.AccessPolicy{{Name: policy.GlobalPolicy, EnableXMPPAccess: true, EnableFederationAccess: true}},
+		}), nil)
 		if err != nil {
 			panic(err)
 		}
@@ -35,6 +46,7 @@ func Example() {
 			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 			Verify:    certs.VerifyOptions{Roots: ca.Pool()},
 			Resolver:  dns.Resolver(),
+			Policy:    pol,
 			Handler:   h,
 		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -51,9 +63,9 @@ func Example() {
 		}
 	}
 
-	a, stopA := newServer("a.example", nil)
+	a, stopA := newServer("a.example", "b.example", nil)
 	defer stopA()
-	_, stopB := newServer("b.example", s2s.HandlerFunc(func(_ context.Context, st *s2s.Stanza) error {
+	_, stopB := newServer("b.example", "a.example", s2s.HandlerFunc(func(_ context.Context, st *s2s.Stanza) error {
 		var m struct {
 			Body string `xml:"body"`
 		}
@@ -76,7 +88,19 @@ func Example() {
 	<-received
 	info := a.Stats().Streams[0]
 	fmt.Println(info.Direction, info.Local, "->", info.Remote, "via", info.Auth, "over", info.TLSVersion)
+
+	// c.example is not a partner: refused locally, nothing is looked up
+	// or dialled.
+	st, err = s2s.ParseStanza([]byte(`<message from='alice@a.example' to='carol@c.example' id='2'/>`))
+	if err != nil {
+		panic(err)
+	}
+	var d *policy.Denial
+	if err := a.Send(context.Background(), st); errors.As(err, &d) {
+		fmt.Println(d.Rule, d.StanzaError().Condition)
+	}
 	// Output:
 	// bob@b.example got "Hello from a!" from alice@a.example/phone
 	// outbound a.example -> b.example via sasl-external over TLS 1.3
+	// not_partner service-unavailable
 }

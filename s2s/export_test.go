@@ -1,6 +1,12 @@
 package s2s
 
-import "github.com/xmppfed/xmppfed/internal/clock"
+import (
+	"context"
+	"testing"
+
+	"github.com/xmppfed/xmppfed/internal/clock"
+	"github.com/xmppfed/xmppfed/policy"
+)
 
 // SetClock makes s run its timers on c; call it before first use.
 func SetClock(s *Server, c clock.Clock) { s.clock = c }
@@ -18,3 +24,29 @@ func PoolState(s *Server) (pairs, dialing int) {
 	}
 	return len(ops), dialing
 }
+
+// NewPolicy returns a Policy over a MemStore for tests: open federation
+// with set as the DefaultPartner's settings, and XMPP access for every
+// local user (the global policy); edit, if not nil, changes that
+// configuration first (partners, gateway, blocked domains, access).
+func NewPolicy(t testing.TB, set policy.Settings, edit func(*policy.Config)) *policy.Policy {
+	t.Helper()
+	c := &policy.Config{
+		Gateway: policy.Gateway{OpenFederation: true, DefaultPartner: policy.Partner{Settings: set}},
+		Policies: []policy.AccessPolicy{
+			{Name: policy.GlobalPolicy, EnableXMPPAccess: true, EnableFederationAccess: true},
+		},
+	}
+	if edit != nil {
+		edit(c)
+	}
+	p, err := policy.New(context.Background(), policy.NewMemStore(c), nil)
+	if err != nil {
+		t.Fatalf("policy.New: %v", err)
+	}
+	return p
+}
+
+// CommonSettings returns the settings most tests use: TLS required, SASL
+// EXTERNAL when possible, else dialback over TLS (row 7 of the matrix).
+func CommonSettings() policy.Settings { return policy.Settings{SASL: policy.Optional} }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco"
+	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
 )
 
@@ -66,7 +67,7 @@ func TestBounceBadPeerCert(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			req := s2s.Settings{TLS: s2s.Required, SASL: s2s.Required}
+			req := &policy.Settings{TLS: policy.Required, SASL: policy.Required}
 			a := h.node("a.example", nodeOpt{set: req})
 			c, err := tc.cert(h)
 			if err != nil {
@@ -91,9 +92,9 @@ func TestBounceBadPeerCert(t *testing.T) {
 func TestBounceForgedDialbackKey(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		secret string // a2's; a1's is "secret-one"
+		secret string // a2's; a1's is "secret-one-0123456789"
 		forged bool
-	}{{"forged", "secret-two", true}, {"shared-secret", "secret-one", false}} {
+	}{{"forged", "secret-two-0123456789", true}, {"shared-secret", "secret-one-0123456789", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
 			rogue, err := certs.NewTestCA()
@@ -106,8 +107,8 @@ func TestBounceForgedDialbackKey(t *testing.T) {
 			}
 			// a1 cannot use SASL EXTERNAL (b does not trust its
 			// certificate): it must dialback.
-			a1 := h.node("a.example", nodeOpt{cert: &rc, mod: func(s *s2s.Server) { s.DialbackSecret = []byte("secret-one") }})
-			a2 := h.node("a2.example", nodeOpt{domains: []string{"a.example"}, cert: &rc, mod: func(s *s2s.Server) { s.DialbackSecret = []byte(tc.secret) }})
+			a1 := h.node("a.example", nodeOpt{cert: &rc, edit: secretOpt("secret-one-0123456789")})
+			a2 := h.node("a2.example", nodeOpt{domains: []string{"a.example"}, cert: &rc, edit: secretOpt(tc.secret)})
 			port := netip.MustParseAddrPort(a2.addr).Port()
 			b := h.node("b.example", nodeOpt{mod: func(s *s2s.Server) {
 				r := &dnsdisco.Resolver{}
@@ -162,9 +163,9 @@ func TestUnsolicitedDialbackAnswers(t *testing.T) {
 // delivered.
 func TestStanzaTooBigOnTheWire(t *testing.T) {
 	h := newHarness(t)
-	b := h.node("b.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.MaxStanzaBytes = 2048 }})
+	b := h.node("b.example", nodeOpt{edit: func(c *policy.Config) { c.Gateway.MaxStanzaBytes = 10000 }})
 	p := h.rawPeer("evil.example", b)
-	p.write("<message from='e@evil.example' to='v@b.example'><body>" + strings.Repeat("x", 4096) + "</body></message>")
+	p.write("<message from='e@evil.example' to='v@b.example'><body>" + strings.Repeat("x", 20000) + "</body></message>")
 	got := p.readAll()
 	i := strings.Index(got, "<stream:error>")
 	if i < 0 {
@@ -182,7 +183,7 @@ func TestStanzaTooBigOnTheWire(t *testing.T) {
 // authentication, with the same stream error and application condition.
 func TestStanzaTooBigDuringNegotiation(t *testing.T) {
 	h := newHarness(t)
-	b := h.node("b.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.MaxStanzaBytes = 2048 }})
+	b := h.node("b.example", nodeOpt{edit: func(c *policy.Config) { c.Gateway.MaxStanzaBytes = 10000 }})
 	c, err := net.Dial("tcp", b.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -191,10 +192,16 @@ func TestStanzaTooBigDuringNegotiation(t *testing.T) {
 	p := &rawPeer{t: t, conn: c}
 	p.write("<?xml version='1.0'?>" + header("evil.example", b.domain))
 	p.readUntil("</stream:features>")
-	p.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>" + strings.Repeat("<x/>", 1024) + "</starttls>")
+	p.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>" + strings.Repeat("<x/>", 5000) + "</starttls>")
 	got := p.readAll()
 	if !strings.Contains(got, "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'") ||
 		!strings.Contains(got, "<stanza-too-big xmlns='urn:xmpp:errors'/>") || !strings.Contains(got, "</stream:stream>") {
 		t.Errorf("got %q, want policy-violation with stanza-too-big", got)
 	}
+}
+
+// secretOpt sets the node's dialback secret (XEP-0185: nodes serving the
+// same domains share it through their policies).
+func secretOpt(secret string) func(*policy.Config) {
+	return func(c *policy.Config) { c.Gateway.DialbackSecret = policy.NewSecret([]byte(secret)) }
 }

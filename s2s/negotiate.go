@@ -17,6 +17,7 @@ import (
 	streamerr "mellium.im/xmpp/stream"
 
 	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // Namespaces of the stream features and negotiation elements.
@@ -172,12 +173,12 @@ const (
 // know whom SASL would authenticate us to: RFC 6120 §13.7.2, so only
 // dialback, which authenticates the receiving server through DNS, is
 // left). On error, step names the failing step.
-func chooseOut(f featureSet, set Settings, tlsDone, peerOK, peerDialback, externalFailed bool) (outAction, string, error) {
+func chooseOut(f featureSet, set policy.Settings, tlsDone, peerOK, peerDialback, externalFailed bool) (outAction, string, error) {
 	if !tlsDone {
-		if set.TLS != NotSupported && f.startTLS {
+		if set.TLS != policy.NotSupported && f.startTLS {
 			return actStartTLS, "", nil
 		}
-		if set.TLS == Required {
+		if set.TLS == policy.Required {
 			// RFC 6120 §5.3.1 / RFC 7590: never send anything in the clear
 			// when TLS is required.
 			return 0, "tls", errors.New("peer does not offer STARTTLS and TLS is required")
@@ -185,7 +186,7 @@ func chooseOut(f featureSet, set Settings, tlsDone, peerOK, peerDialback, extern
 		if f.startTLSRequired {
 			return 0, "tls", errors.New("peer requires STARTTLS and TLS is not-supported by our settings")
 		}
-		if set.SASL == Required {
+		if set.SASL == policy.Required {
 			return 0, "sasl", errors.New("SASL is required but needs TLS, which is not negotiated")
 		}
 		if set.Dialback() && peerDialback {
@@ -193,10 +194,10 @@ func chooseOut(f featureSet, set Settings, tlsDone, peerOK, peerDialback, extern
 		}
 		return 0, "dialback", fmt.Errorf("%w: dialback over TCP unavailable (ours: %v, peer offers: %v)", ErrNoMethod, set.Dialback(), peerDialback)
 	}
-	if set.SASL != NotSupported && f.external && !externalFailed && peerOK {
+	if set.SASL != policy.NotSupported && f.external && !externalFailed && peerOK {
 		return actExternal, "", nil
 	}
-	if set.SASL == Required {
+	if set.SASL == policy.Required {
 		if !peerOK {
 			return 0, "tls", errors.New("SASL EXTERNAL is required and the peer's certificate does not verify")
 		}
@@ -216,24 +217,24 @@ func chooseOut(f featureSet, set Settings, tlsDone, peerOK, peerDialback, extern
 // was restarted); extOK: the peer's certificate verified for its from
 // domain (so EXTERNAL may be offered, XEP-0178 §3); canTLS: we have a
 // certificate.
-func (s *Server) inFeatures(set Settings, tlsDone, authDone, extOK, canTLS, bidiDone bool) []byte {
+func (s *Server) inFeatures(set policy.Settings, maxBytes int, tlsDone, authDone, extOK, canTLS, bidiDone bool) []byte {
 	b := make([]byte, 0, 512)
 	b = append(b, "<stream:features>"...)
-	if !tlsDone && canTLS && set.TLS != NotSupported {
+	if !tlsDone && canTLS && set.TLS != policy.NotSupported {
 		b = append(b, "<starttls xmlns='"+nsTLS+"'>"...)
-		if set.TLS == Required {
+		if set.TLS == policy.Required {
 			b = append(b, "<required/>"...)
 		}
 		b = append(b, "</starttls>"...)
 	}
 	// With TLS required and not yet negotiated, STARTTLS is the only
 	// feature (RFC 6120 §5.3.1: mandatory-to-negotiate).
-	if tlsDone || set.TLS != Required {
+	if tlsDone || set.TLS != policy.Required {
 		if !authDone {
-			if tlsDone && extOK && set.SASL != NotSupported {
+			if tlsDone && extOK && set.SASL != policy.NotSupported {
 				b = append(b, "<mechanisms xmlns='"+nsSASL+"'><mechanism>EXTERNAL</mechanism></mechanisms>"...)
 			}
-			if set.Dialback() && set.SASL != Required {
+			if set.Dialback() && set.SASL != policy.Required {
 				b = append(b, "<dialback xmlns='"+nsDialbackFeature+"'><errors/></dialback>"...)
 			}
 			if !bidiDone {
@@ -241,11 +242,21 @@ func (s *Server) inFeatures(set Settings, tlsDone, authDone, extOK, canTLS, bidi
 			}
 		}
 		b = append(b, "<limits xmlns='"+nsLimits+"'><max-bytes>"...)
-		b = strconv.AppendInt(b, int64(s.limits.MaxStanzaBytes), 10)
+		b = strconv.AppendInt(b, int64(maxBytes), 10)
 		b = append(b, "</max-bytes></limits>"...)
 	}
 	b = append(b, "</stream:features>"...)
 	return b
+}
+
+// wireLimits are the framer limits for a new stream: the gateway's stanza
+// size limit and Limits.MaxDepth.
+func (s *Server) wireLimits(gw policy.Gateway) wire.Limits {
+	n := gw.MaxStanzaBytes
+	if n <= 0 {
+		n = policy.DefaultMaxStanzaBytes
+	}
+	return wire.Limits{MaxStanzaBytes: n, MaxDepth: s.limits.MaxDepth}
 }
 
 // tlsVersions and suites: TLS 1.2 minimum with forward-secret suites only

@@ -13,6 +13,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // acceptStream runs the receiving side on conn (a TLS handshake first when
@@ -22,14 +23,16 @@ import (
 // the error is returned; conn is closed on error.
 func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool) (st *stream, err error) {
 	s.init()
-	// ctx carries Limits.NegotiationTimeout, set on the Server's clock by
-	// the caller (serveConn).
+	// ctx carries the gateway's StreamEstablishmentTimeout, set on the
+	// Server's clock by the caller (serveConn).
 	stop := watch(ctx, conn)
 	defer stop()
+	gw := s.gateway()
 	st = &stream{
 		srv: s, dir: Inbound, conn: conn, created: time.Now(), neg: newNegState(),
+		maxBytes: s.wireLimits(gw).MaxStanzaBytes, idle: max(gw.StreamInactivityTimeout, 0),
 	}
-	st.r = wire.NewReader(st.io(conn), s.limits.wireLimits())
+	st.r = wire.NewReader(st.io(conn), s.wireLimits(gw))
 	st.w = wire.NewWriter(st.io(conn))
 	neg, owned := st.neg, st // st itself is nil on error returns
 	defer func() {
@@ -71,7 +74,7 @@ func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool
 			}
 		}
 		extOK = st.peer != nil
-		if err := st.write(s.inFeatures(set, st.tls != nil, authDone, extOK, s.canTLS(), bidiDone)); err != nil {
+		if err := st.write(s.inFeatures(set, st.maxBytes, st.tls != nil, authDone, extOK, s.canTLS(), bidiDone)); err != nil {
 			return nil, negErr(st.local, st.remote, "stream", err)
 		}
 		if authDone {
@@ -110,8 +113,9 @@ func (st *stream) setTLS(tc *tls.Conn) {
 
 // openIn reads the initiator's stream header and answers with ours (RFC
 // 6120 §4.7): to must be one of our domains (host-unknown), from must not
-// be (invalid-from) and must be allowed by the Settings
-// (policy-violation); after a restart both must be unchanged.
+// be (invalid-from) and must be admitted by the policy (policy-violation,
+// REFERENCE §5.2 #17: before any stanza, TLS or dialback work); after a
+// restart both must be unchanged.
 func (st *stream) openIn(ctx context.Context) error {
 	s := st.srv
 	h, err := st.r.ReadHeader()
@@ -158,24 +162,24 @@ func (st *stream) openIn(ctx context.Context) error {
 	}
 	if st.local == "" {
 		st.local, st.remote = to, from
-		st.set = Settings{}.effective()
+		// Without 'from' (XEP-0220 §2.1.1) the first dialback request
+		// names the domain, and its policy decides then; until then the
+		// features are the most permissive ones, as the request is checked
+		// against the domain's own settings (dialbackReq).
+		st.set = policy.Settings{TLS: policy.Optional, SASL: policy.Optional}
 		if from != "" {
-			set, err := s.settingsFor(ctx, from)
+			rem, err := s.remote(from)
 			if err != nil {
-				s.log.Info("s2s: inbound stream refused by Settings", "remote", from, "err", err)
-				return st.fail("policy", streamerr.PolicyViolation, "domain "+from+" is not allowed to federate")
+				s.refused(ctx, "inbound stream", from, err)
+				return st.fail("policy", streamerr.PolicyViolation, err.Error())
 			}
-			st.set = set
-			// Count the stream against Limits.MaxStreams and
-			// MaxStreamsPerDomain as soon as the peer is known, so the
-			// stream over the limit is refused here, before any TLS or
+			st.admit(rem)
+			// Count the stream against the gateway's ConnectionLimit and
+			// the partner's as soon as the peer is known, so the stream
+			// over the limit is refused here, before any TLS or
 			// authentication work (REFERENCE §5.5 #47-48).
 			if err := s.register(st); err != nil {
-				cond := streamerr.ResourceConstraint
-				if errors.Is(err, ErrServerClosed) {
-					cond = streamerr.SystemShutdown
-				}
-				return st.fail("stream", cond, err.Error())
+				return st.fail("stream", registerCondition(err), err.Error())
 			}
 		}
 	}
@@ -187,7 +191,7 @@ func (st *stream) openIn(ctx context.Context) error {
 func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool) (restartKind, error) {
 	s := st.srv
 	set := st.set
-	tlsRequired := st.tls == nil && set.TLS == Required
+	tlsRequired := st.tls == nil && set.TLS == policy.Required
 	saslTries := 0
 	for range 1024 {
 		el, err := st.r.Next()
@@ -206,7 +210,7 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 		case isStreamError(el):
 			return 0, negErr(st.local, st.remote, "stream", streamErrorOf(el))
 		case is(el, nsTLS, "starttls"):
-			if st.tls != nil || !s.canTLS() || set.TLS == NotSupported {
+			if st.tls != nil || !s.canTLS() || set.TLS == policy.NotSupported {
 				// RFC 6120 §5.4.2.2: <failure/> then close.
 				_ = st.write([]byte("<failure xmlns='" + nsTLS + "'/>"))
 				_ = st.w.Close()
@@ -230,7 +234,7 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 			if saslTries > 2 {
 				return 0, st.fail("sasl", streamerr.PolicyViolation, "too many SASL attempts")
 			}
-			ok, err := st.externalIn(el, extOK && st.tls != nil && set.SASL != NotSupported)
+			ok, err := st.externalIn(el, extOK && st.tls != nil && set.SASL != policy.NotSupported)
 			if err != nil {
 				return 0, negErr(st.local, st.remote, "sasl", err)
 			}
@@ -256,16 +260,6 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 			}
 			if f.typ != "" {
 				continue // an answer to nothing we asked: ignored
-			}
-			if st.remote == "" {
-				// A stream without 'from' (XEP-0220 §2.1.1): the first
-				// request names the domain; its settings apply.
-				from, err := certs.NormalizeDomain(f.from)
-				if err == nil && !s.isLocal(from) {
-					if set2, err := s.settingsFor(ctx, from); err == nil {
-						st.set = set2
-					}
-				}
 			}
 			if err := st.dialbackRequestSync(ctx, f); err != nil {
 				return 0, err

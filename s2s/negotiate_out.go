@@ -14,6 +14,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // negotiateOut runs the initiating side on conn until (local, remote) is
@@ -22,16 +23,19 @@ import (
 // restarts (RFC 6120 §4.3.3). With v != nil it only verifies a dialback
 // key (header, TLS per settings, db:verify) and closes. conn is closed on
 // error.
-func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote string, set Settings, directTLS bool, verify certs.VerifyOptions, v *verifyReq) (st *stream, err error) {
-	// ctx carries Limits.NegotiationTimeout, set on the Server's clock by
-	// the caller (the pool's attempt, or a dialback verification).
+func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote string, set policy.Settings, directTLS bool, verify certs.VerifyOptions, v *verifyReq) (st *stream, err error) {
+	// ctx carries the gateway's StreamEstablishmentTimeout, set on the
+	// Server's clock by the caller (the pool's attempt, or a dialback
+	// verification).
 	stop := watch(ctx, conn)
 	defer stop()
+	gw := s.gateway()
 	st = &stream{
 		srv: s, dir: Outbound, conn: conn, local: local, remote: remote, set: set,
 		created: time.Now(), neg: newNegState(), verify: verify,
+		maxBytes: s.wireLimits(gw).MaxStanzaBytes, idle: max(gw.StreamInactivityTimeout, 0),
 	}
-	st.r = wire.NewReader(st.io(conn), s.limits.wireLimits())
+	st.r = wire.NewReader(st.io(conn), s.wireLimits(gw))
 	st.w = wire.NewWriter(st.io(conn))
 	neg := st.neg
 	defer func() {
@@ -75,12 +79,12 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 		if v != nil {
 			// Verification-only connection: TLS per settings, no auth.
 			switch {
-			case st.tls == nil && set.TLS != NotSupported && f.startTLS:
+			case st.tls == nil && set.TLS != policy.NotSupported && f.startTLS:
 				if err := st.startTLSOut(ctx); err != nil {
 					return nil, err
 				}
 				continue
-			case st.tls == nil && set.TLS == Required:
+			case st.tls == nil && set.TLS == policy.Required:
 				_ = st.w.Close()
 				return nil, negErrf(local, remote, "tls", "verification connection: peer does not offer STARTTLS and TLS is required")
 			}
@@ -258,7 +262,7 @@ func (st *stream) externalOut() (bool, error) {
 // answer (XEP-0220 §2.1.1, §2.1.4). db:verify requests the peer sends us
 // meanwhile (it may be our Authoritative Server role) are answered.
 func (st *stream) dialbackOut(ctx context.Context) error {
-	key := dialbackKey(st.srv.secret, st.remote, st.local, st.id)
+	key := dialbackKey(st.srv.secret(), st.remote, st.local, st.id)
 	if err := st.write(dbElement("result", st.local, st.remote, "", "", key, "")); err != nil {
 		return negErr(st.local, st.remote, "dialback", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco/dnsdiscotest"
 	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // env is a test world: a CA, a second CA nobody trusts, a loopback DNS
@@ -64,8 +65,8 @@ func (e *env) close() {
 // nodeOpt describes one test server.
 type nodeOpt struct {
 	domains   []string
-	set       Settings                       // for every remote domain
-	setFn     func(string) (Settings, error) // overrides set
+	set       *policy.Settings     // for every remote domain; nil: CommonSettings()
+	edit      func(*policy.Config) // changes the policy (open federation with set)
 	cert      *tls.Certificate               // nil: issued by the trusted CA for domains
 	noCert    bool                           // no TLS at all
 	secret    []byte
@@ -108,11 +109,22 @@ type acceptResult struct {
 
 func (e *env) node(o nodeOpt) *node {
 	t := e.t
+	set := CommonSettings()
+	if o.set != nil {
+		set = *o.set
+	}
 	s := &Server{
-		Domains:        o.domains,
-		Verify:         certs.VerifyOptions{Roots: e.ca.Pool()},
-		Resolver:       e.dns.Resolver(),
-		DialbackSecret: o.secret,
+		Domains:  o.domains,
+		Verify:   certs.VerifyOptions{Roots: e.ca.Pool()},
+		Resolver: e.dns.Resolver(),
+		Policy: NewPolicy(t, set, func(c *policy.Config) {
+			if o.secret != nil {
+				c.Gateway.DialbackSecret = policy.NewSecret(o.secret)
+			}
+			if o.edit != nil {
+				o.edit(c)
+			}
+		}),
 	}
 	switch {
 	case o.noCert:
@@ -124,13 +136,6 @@ func (e *env) node(o nodeOpt) *node {
 			t.Fatal(err)
 		}
 		s.TLSConfig = &tls.Config{Certificates: []tls.Certificate{c}}
-	}
-	set, fn := o.set, o.setFn
-	s.Settings = func(_ context.Context, remote string) (Settings, error) {
-		if fn != nil {
-			return fn(remote)
-		}
-		return set, nil
 	}
 	n := &node{srv: s, results: make(chan acceptResult, 64)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -274,6 +279,7 @@ func (n *node) close() {
 	}
 	n.mu.Unlock()
 	n.wg.Wait()
+	_ = n.srv.Close() // ends the policy watcher register started
 }
 
 func (e *env) rogueCert(domains ...string) *tls.Certificate {
@@ -367,7 +373,7 @@ func TestDialbackShortcutXEP0344(t *testing.T) {
 	e := newEnv(t)
 	// a does not want SASL; its certificate verifies at b, so b answers
 	// the db:result at once.
-	a := e.node(nodeOpt{domains: []string{"a.example"}, set: Settings{SASL: NotSupported}})
+	a := e.node(nodeOpt{domains: []string{"a.example"}, set: &policy.Settings{SASL: policy.NotSupported}})
 	b := e.node(nodeOpt{domains: []string{"b.example"}})
 	st, err := a.dial(t, "a.example", "b.example")
 	if err != nil {
@@ -386,8 +392,8 @@ func TestDialbackShortcutXEP0344(t *testing.T) {
 
 func TestDialbackPlainTCP(t *testing.T) {
 	e := newEnv(t)
-	a := e.node(nodeOpt{domains: []string{"a.example"}, set: Settings{TLS: NotSupported}})
-	b := e.node(nodeOpt{domains: []string{"b.example"}, set: Settings{TLS: Optional}})
+	a := e.node(nodeOpt{domains: []string{"a.example"}, set: &policy.Settings{TLS: policy.NotSupported, SASL: policy.Optional}})
+	b := e.node(nodeOpt{domains: []string{"b.example"}, set: &policy.Settings{TLS: policy.Optional, SASL: policy.Optional}})
 	st, err := a.dial(t, "a.example", "b.example")
 	if err != nil {
 		t.Fatal(err)
@@ -426,7 +432,7 @@ func TestBidi(t *testing.T) {
 func TestTLSRequiredPeerWithoutTLS(t *testing.T) {
 	e := newEnv(t)
 	a := e.node(nodeOpt{domains: []string{"a.example"}}) // TLS required by default
-	e.node(nodeOpt{domains: []string{"b.example"}, noCert: true, set: Settings{TLS: NotSupported}})
+	e.node(nodeOpt{domains: []string{"b.example"}, noCert: true, set: &policy.Settings{TLS: policy.NotSupported, SASL: policy.Optional}})
 	_, err := a.dial(t, "a.example", "b.example")
 	var ne *NegotiationError
 	if !errors.As(err, &ne) || ne.Step != "tls" {
@@ -436,7 +442,7 @@ func TestTLSRequiredPeerWithoutTLS(t *testing.T) {
 
 func TestTLSRequiredInbound(t *testing.T) {
 	e := newEnv(t)
-	a := e.node(nodeOpt{domains: []string{"a.example"}, set: Settings{TLS: NotSupported}})
+	a := e.node(nodeOpt{domains: []string{"a.example"}, set: &policy.Settings{TLS: policy.NotSupported, SASL: policy.Optional}})
 	e.node(nodeOpt{domains: []string{"b.example"}}) // TLS required
 	_, err := a.dial(t, "a.example", "b.example")
 	var ne *NegotiationError
@@ -461,7 +467,7 @@ func TestTLSRequiredInbound(t *testing.T) {
 
 func TestSASLRequiredUntrustedCert(t *testing.T) {
 	e := newEnv(t)
-	a := e.node(nodeOpt{domains: []string{"a.example"}, cert: e.rogueCert("a.example"), set: Settings{SASL: Required}})
+	a := e.node(nodeOpt{domains: []string{"a.example"}, cert: e.rogueCert("a.example"), set: &policy.Settings{SASL: policy.Required}})
 	e.node(nodeOpt{domains: []string{"b.example"}})
 	_, err := a.dial(t, "a.example", "b.example")
 	var ne *NegotiationError
@@ -484,7 +490,7 @@ func TestWrongNameAndExpiredCert(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			a := e.node(nodeOpt{domains: []string{"a.example"}, set: Settings{SASL: Required}})
+			a := e.node(nodeOpt{domains: []string{"a.example"}, set: &policy.Settings{SASL: policy.Required}})
 			c, err := e.ca.Issue(tc.leaf)
 			if err != nil {
 				t.Fatal(err)
@@ -502,7 +508,7 @@ func TestWrongNameAndExpiredCert(t *testing.T) {
 func TestDialbackDisabled(t *testing.T) {
 	e := newEnv(t)
 	a := e.node(nodeOpt{domains: []string{"a.example"}, cert: e.rogueCert("a.example")})
-	b := e.node(nodeOpt{domains: []string{"b.example"}, set: Settings{DisableDialback: true}})
+	b := e.node(nodeOpt{domains: []string{"b.example"}, set: &policy.Settings{SASL: policy.Optional, DisableDialback: true}})
 	_, err := a.dial(t, "a.example", "b.example")
 	var de *DialbackError
 	if !errors.As(err, &de) || de.Condition != "not-authorized" {
@@ -539,9 +545,9 @@ func TestForgedKeyAndSharedSecret(t *testing.T) {
 			e := newEnv(t)
 			// a1 and a2 both serve a.example; DNS points at a2, so b's
 			// verification goes to a2 (XEP-0185 §3: nodes share the secret).
-			s1, s2 := []byte("secret-one"), []byte("secret-one")
+			s1, s2 := []byte("secret-one-0123456789"), []byte("secret-one-0123456789")
 			if !tc.shared {
-				s2 = []byte("secret-two")
+				s2 = []byte("secret-two-0123456789")
 			}
 			a1 := e.node(nodeOpt{domains: []string{"a.example"}, cert: e.rogueCert("a.example"), secret: s1, noDNS: true})
 			a2 := e.node(nodeOpt{domains: []string{"a.example"}, cert: e.rogueCert("a.example"), secret: s2})
@@ -571,7 +577,7 @@ func TestForgedKeyAndSharedSecret(t *testing.T) {
 
 func TestUnsolicitedVerifyAnswerIgnored(t *testing.T) {
 	e := newEnv(t)
-	b := e.node(nodeOpt{domains: []string{"b.example"}, set: Settings{TLS: Optional}})
+	b := e.node(nodeOpt{domains: []string{"b.example"}, set: &policy.Settings{TLS: policy.Optional, SASL: policy.Optional}})
 	c := rawDial(t, b)
 	defer c.close()
 	c.header("a.example", "b.example")
@@ -600,11 +606,8 @@ func TestUnsolicitedVerifyAnswerIgnored(t *testing.T) {
 
 func TestInboundHeaderRefusals(t *testing.T) {
 	e := newEnv(t)
-	b := e.node(nodeOpt{domains: []string{"b.example"}, setFn: func(remote string) (Settings, error) {
-		if remote == "evil.example" {
-			return Settings{}, errors.New("blocked")
-		}
-		return Settings{}, nil
+	b := e.node(nodeOpt{domains: []string{"b.example"}, edit: func(c *policy.Config) {
+		c.Gateway.Blocked = []string{"evil.example"}
 	}})
 	for _, tc := range []struct {
 		from, to string
@@ -624,20 +627,30 @@ func TestInboundHeaderRefusals(t *testing.T) {
 	}
 }
 
-func TestOutboundRefusedBySettings(t *testing.T) {
+func TestOutboundRefusedByPolicy(t *testing.T) {
 	e := newEnv(t)
-	a := e.node(nodeOpt{domains: []string{"a.example"}, setFn: func(string) (Settings, error) { return Settings{}, errors.New("no") }})
+	a := e.node(nodeOpt{domains: []string{"a.example"}, edit: func(c *policy.Config) { c.Gateway.OpenFederation = false }})
 	_, err := a.dial(t, "a.example", "b.example")
-	if !errors.Is(err, ErrRefused) || bounceCondition(err) != "remote-server-not-found" {
+	var d *policy.Denial
+	if !errors.Is(err, ErrRefused) || !errors.As(err, &d) || d.Rule != policy.RuleNotPartner {
 		t.Fatalf("err = %v", err)
+	}
+	if e := bounceError("b.example", err); e.Condition != "service-unavailable" {
+		t.Fatalf("bounce error %v", e)
 	}
 }
 
 func TestPiggyback(t *testing.T) {
 	e := newEnv(t)
 	// Untrusted certificates: every pair goes through a real db:verify.
-	a := e.node(nodeOpt{domains: []string{"a.example", "a2.example"}, cert: e.rogueCert("a.example", "a2.example")})
-	b := e.node(nodeOpt{domains: []string{"b.example", "b2.example"}})
+	// Piggybacking needs one partner on each side (REFERENCE §5.3 #37).
+	partner := func(main, more string) func(*policy.Config) {
+		return func(c *policy.Config) {
+			c.Partners = []policy.Partner{{Domain: main, AdditionalDomains: []string{more}, Settings: CommonSettings()}}
+		}
+	}
+	a := e.node(nodeOpt{domains: []string{"a.example", "a2.example"}, cert: e.rogueCert("a.example", "a2.example"), edit: partner("b.example", "b2.example")})
+	b := e.node(nodeOpt{domains: []string{"b.example", "b2.example"}, edit: partner("a.example", "a2.example")})
 	st, err := a.dial(t, "a.example", "b.example")
 	if err != nil {
 		t.Fatal(err)
@@ -693,7 +706,7 @@ func TestDialCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go cancel()
-	_, err = s.negotiateOut(ctx, conn, "a.example", "b.example", Settings{}.effective(), false, s.Verify, nil)
+	_, err = s.negotiateOut(ctx, conn, "a.example", "b.example", CommonSettings(), false, s.Verify, nil)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/internal/clock"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // Pool timing. A failed attempt bounces the stanzas queued for the pair at
@@ -104,12 +105,21 @@ func (s *Server) backoff(f int) time.Duration {
 // queued: written to an established stream, or waiting for one being
 // opened. Its from must be an address of one of our domains and its to
 // an address of a remote one. Errors: bad addressing (a plain error),
-// ErrServerClosed, the Settings refusing the remote domain (stanza.Error
-// service-unavailable), and the pair's queue full (stanza.Error
-// resource-constraint, Limits.QueueSize). A failure after Send returned
-// goes to Server.Bounce. ctx bounds only the Settings call; it does not
-// bound delivery.
-func (s *Server) Send(ctx context.Context, st *Stanza) error {
+// ErrServerClosed, a refusal by Server.Policy, and the pair's queue full
+// (stanza.Error resource-constraint, Limits.QueueSize). A refusal is a
+// *policy.Denial (use errors.As): the remote domain is not admitted
+// (REFERENCE §5.2 #18: then no DNS query is made and no connection
+// opened), or the local sender (a from with a localpart) may not use
+// XMPP (§5.6 #59); its StanzaError (service-unavailable) is the error to
+// give the sender. Nothing is queued then. A failure after Send returned
+// goes to Server.Bounce. ctx bounds only the policy's user check; it does
+// not bound delivery.
+func (s *Server) Send(ctx context.Context, st *Stanza) error { return s.send(ctx, st, true) }
+
+// send is Send; checkUser false skips the user check, for the replies the
+// library itself sends on behalf of a local address (error replies to
+// stanzas refused or failed, pongs).
+func (s *Server) send(ctx context.Context, st *Stanza, checkUser bool) error {
 	if st == nil || len(st.raw) == 0 {
 		return errors.New("s2s: Send: the stanza is nil or empty (build it with ParseStanza)")
 	}
@@ -123,36 +133,31 @@ func (s *Server) Send(ctx context.Context, st *Stanza) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// The policy first, on every stanza (it is an in-memory look-up): a
+	// refused domain never reaches the pool, DNS or the network.
+	if _, err := s.remote(st.dstDomain); err != nil {
+		s.refused(ctx, "outbound stanza", st.dstDomain, err)
+		return err
+	}
+	if checkUser && s.Policy != nil && st.From.Localpart() != "" {
+		// REFERENCE §5.6 #59: a user without XMPP access sends nothing.
+		if err := s.Policy.CheckUser(ctx, st.From.Bare()); err != nil {
+			s.refused(ctx, "outbound stanza from a local user", st.dstDomain, err)
+			return err
+		}
+	}
 	p := pair{local: st.srcDomain, remote: st.dstDomain}
 	op, err := s.pairEntry(p)
 	if err != nil {
 		return err
 	}
+	defer op.mu.Unlock()
 	op.used = s.clock.Now()
 	if op.st != nil && len(op.queue) == 0 {
 		if op.st.enqueue(outItem{raw: st.raw, stz: st}) {
-			op.mu.Unlock()
 			return nil
 		}
 		op.st = nil // it ended; queue and reconnect
-	}
-	hasStream := op.dialing || len(op.queue) > 0
-	op.mu.Unlock()
-	if !hasStream {
-		// A new stream will be needed: ask the Settings first, so a
-		// refused domain is an error now rather than a bounce later.
-		if _, err := s.settingsFor(ctx, p.remote); err != nil {
-			return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable,
-				Text: map[string]string{"": "federation with " + p.remote + " is not allowed: " + err.Error()}}
-		}
-	}
-	op, err = s.pairEntry(p) // the same entry, unless it was pruned meanwhile
-	if err != nil {
-		return err
-	}
-	defer op.mu.Unlock()
-	if op.st != nil && len(op.queue) == 0 && op.st.enqueue(outItem{raw: st.raw, stz: st}) {
-		return nil
 	}
 	if len(op.queue) >= s.limits.QueueSize {
 		return stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
@@ -302,17 +307,20 @@ func (s *Server) obtain(ctx context.Context, p pair) (*stream, error) {
 		}
 	}
 	r := &s.run
-	if err := s.room(p.remote); err != nil {
+	rem, err := s.remote(p.remote)
+	if err != nil {
+		return nil, negErr(p.local, p.remote, "policy", fmt.Errorf("%w: %w", ErrRefused, err))
+	}
+	key, err := s.reserveDial(rem)
+	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	r.dials[p.remote]++
-	r.mu.Unlock()
 	st, err := s.dialStream(ctx, p.local, p.remote)
 	r.mu.Lock()
-	if r.dials[p.remote]--; r.dials[p.remote] <= 0 {
-		delete(r.dials, p.remote)
+	if r.dials[key]--; r.dials[key] <= 0 {
+		delete(r.dials, key)
 	}
+	r.dialsAll--
 	r.mu.Unlock()
 	if err != nil {
 		if c := context.Cause(ctx); c != nil && errors.Is(c, errNegotiationTimeout) {
@@ -333,9 +341,14 @@ func (s *Server) obtain(ctx context.Context, p pair) (*stream, error) {
 }
 
 // piggybackCandidates lists established streams we send on that may carry
-// p too: those to p.remote (another of our domains), then those whose
-// peer certificate also verifies for p.remote (the same server).
+// p too: those to p.remote (another of our domains), then those to
+// another domain of the same partner (REFERENCE §5.3 #37) whose peer
+// certificate also verifies for p.remote (the same server).
 func (s *Server) piggybackCandidates(p pair) []*stream {
+	rem, err := s.remote(p.remote)
+	if err != nil {
+		return nil
+	}
 	r := &s.run
 	r.mu.Lock()
 	var same, other []*stream
@@ -345,7 +358,7 @@ func (s *Server) piggybackCandidates(p pair) []*stream {
 		}
 		if st.remote == p.remote {
 			same = append(same, st)
-		} else if st.tls != nil && len(st.tls.PeerCertificates) > 0 {
+		} else if st.tls != nil && len(st.tls.PeerCertificates) > 0 && rem.SamePartner(st.remote) {
 			other = append(other, st)
 		}
 	}
@@ -361,6 +374,10 @@ func (s *Server) piggybackCandidates(p pair) []*stream {
 // bounceError is the stanza error for stanzas that could not be sent to
 // remote because of err, with a text that says why.
 func bounceError(remote string, err error) stanza.Error {
+	var d *policy.Denial
+	if errors.As(err, &d) {
+		return d.StanzaError()
+	}
 	if errors.Is(err, streamerr.ResourceConstraint) {
 		return stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint,
 			Text: map[string]string{"": "too many streams: " + err.Error()}}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/internal/clock"
 	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // Namespaces the runtime handles itself.
@@ -42,6 +43,10 @@ type outItem struct {
 type runState struct {
 	ctx    context.Context // ends when the stream ends
 	cancel context.CancelFunc
+	// waitCtx ends with ctx or when the Server begins to stop: the rate
+	// limiter waits on it, so Shutdown is never held up by a slow partner.
+	waitCtx  context.Context
+	waitStop func()
 
 	mu      sync.Mutex
 	q       []outItem // waiting for the writer, in order
@@ -91,9 +96,12 @@ func (s *Server) newRunState(st *stream) *runState {
 		return st.rt
 	}
 	ctx, cancel := context.WithCancel(s.run.ctx)
+	wctx, wcancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.run.stopping, wcancel)
 	now := s.clock.Now()
 	st.rt = &runState{
 		ctx: ctx, cancel: cancel,
+		waitCtx: wctx, waitStop: func() { stop(); wcancel() },
 		lastSend: now, lastRecv: now, lastData: now,
 		writerEnd: make(chan struct{}),
 		done:      make(chan struct{}),
@@ -321,6 +329,12 @@ func (s *Server) runStream(st *stream) error {
 	rt.timer = s.clock.AfterFunc(d, func() { s.tick(st) })
 	rt.mu.Unlock()
 	stop := context.AfterFunc(rt.ctx, func() { _ = st.conn.Close() })
+	if derr := s.streamDenied(st); derr != nil {
+		// The policy changed while the stream was being negotiated
+		// (REFERENCE §5.1 #16): it ends before any stanza is read.
+		s.refused(rt.ctx, "stream", st.remote, derr)
+		_ = st.streamFail(streamerr.PolicyViolation, derr.Error())
+	}
 	err := s.readLoop(st)
 	stop()
 	s.endStream(st, err)
@@ -416,12 +430,29 @@ func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 		rt.inH++ // XEP-0198 §4: counted from <enabled/>
 	}
 	rt.mu.Unlock()
-	if stz.Kind == "iq" {
-		if stz.isError() || stz.Type == "result" {
-			if s.pongFor(stz) {
+	if stz.Kind == "iq" && (stz.isError() || stz.Type == "result") && s.pongFor(stz) {
+		return nil
+	}
+	if err := s.pace(st, stz); err != nil {
+		return err
+	}
+	if stz.To.Localpart() != "" && s.Policy != nil {
+		// REFERENCE §5.6 #59: a user without XMPP access receives nothing;
+		// the sender gets the Denial's error (service-unavailable).
+		if err := s.Policy.CheckUser(rt.ctx, stz.To.Bare()); err != nil {
+			var d *policy.Denial
+			if errors.As(err, &d) {
+				s.refused(rt.ctx, "inbound stanza to a local user", stz.srcDomain, err)
+				s.reply(rt.ctx, stz, d.StanzaError())
 				return nil
 			}
+			s.log.LogAttrs(rt.ctx, slog.LevelWarn, "s2s user check failed",
+				slog.String("to", stz.To.Bare().String()), slog.Any("err", err))
+			s.reply(rt.ctx, stz, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+			return nil
 		}
+	}
+	if stz.Kind == "iq" {
 		if stz.Type != "get" && stz.Type != "set" && stz.Type != "result" && stz.Type != "error" || stz.ID == "" {
 			// RFC 6120 §8.2.3: answer a malformed iq with bad-request.
 			s.reply(rt.ctx, stz, stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest, Text: map[string]string{"": "iq needs an id and a type of get, set, result or error"}})
@@ -435,6 +466,33 @@ func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 	}
 	s.dispatch(rt.ctx, stz)
 	return nil
+}
+
+// pace waits on the partner's rate limiter (Remote.Limiter, shared by all
+// its streams) before a received stanza is handled: a fast partner is
+// slowed down by TCP backpressure, not cut off. The wait ends at once when
+// the stream ends or the Server begins to stop; the stanza is then not
+// handled, and that is logged.
+func (s *Server) pace(st *stream, stz *Stanza) error {
+	if st.rem == nil || st.rem.Limiter == nil {
+		return nil
+	}
+	rt := st.rt
+	err := st.rem.Limiter.Wait(rt.waitCtx)
+	if err == nil {
+		return nil
+	}
+	if rt.waitCtx.Err() == nil {
+		// A limiter that can never allow one stanza (burst below 1) would
+		// stop the partner for good: it is a configuration error, let the
+		// stanza through.
+		s.log.LogAttrs(rt.ctx, slog.LevelWarn, "s2s rate limiter refuses every stanza; not pacing",
+			slog.String("partner", st.partner), slog.Any("err", err))
+		return nil
+	}
+	s.log.LogAttrs(rt.ctx, slog.LevelInfo, "s2s stanza not handled: the stream or server is closing",
+		slog.String("from", stz.From.String()), slog.String("to", stz.To.String()), slog.String("kind", stz.Kind))
+	return context.Cause(rt.waitCtx)
 }
 
 // dispatch hands stz to the Handler and answers its error, recovering a
@@ -483,7 +541,7 @@ func (s *Server) reply(ctx context.Context, stz *Stanza, e stanza.Error) {
 	if err != nil {
 		return
 	}
-	if err := s.Send(ctx, r); err != nil {
+	if err := s.send(ctx, r, false); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "s2s error reply not sent", slog.String("to", r.To.String()), slog.Any("err", err))
 	}
 }
@@ -492,7 +550,7 @@ func (s *Server) reply(ctx context.Context, stz *Stanza, e stanza.Error) {
 func (s *Server) sendRaw(ctx context.Context, stz *Stanza, raw []byte) {
 	r := &Stanza{Kind: stz.Kind, From: stz.To, To: stz.From, ID: stz.ID, Type: "result",
 		raw: raw, srcDomain: stz.dstDomain, dstDomain: stz.srcDomain}
-	if err := s.Send(ctx, r); err != nil {
+	if err := s.send(ctx, r, false); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelDebug, "s2s reply not sent", slog.String("to", r.To.String()), slog.Any("err", err))
 	}
 }
@@ -660,10 +718,10 @@ func (s *Server) waitWriter(st *stream) {
 }
 
 // nextTick is the delay to the stream's next timer check: the earliest of
-// the keepalive, ping and idle deadlines.
+// the inactivity, keepalive and ping deadlines.
 func (s *Server) nextTick(st *stream) time.Duration {
 	rt := st.rt
-	lim := s.limits
+	ka, pe := st.keepAlive(), s.pingEvery(st)
 	now := s.clock.Now()
 	next := time.Duration(1<<63 - 1)
 	at := func(base time.Time, d time.Duration) {
@@ -672,15 +730,33 @@ func (s *Server) nextTick(st *stream) time.Duration {
 		}
 	}
 	rt.mu.Lock()
-	at(rt.lastData, lim.IdleTimeout)
-	at(rt.lastSend, lim.KeepAlive)
+	at(rt.lastData, st.idle)
+	if ka > 0 {
+		at(rt.lastSend, ka/2)
+		at(rt.lastRecv, ka)
+	}
 	if rt.pingID != "" {
-		at(rt.pingSent, lim.PingInterval)
+		at(rt.pingSent, pe)
 	} else if st.canPing() {
-		at(rt.lastRecv, lim.PingInterval)
+		at(rt.lastRecv, pe)
 	}
 	rt.mu.Unlock()
 	return max(next, time.Millisecond)
+}
+
+// pingEvery is the receive silence after which we ping the peer of st
+// (XEP-0199), and the time it gets to answer: half the partner's
+// keepalive, capped by Limits.PingInterval; 0 (no pings) without
+// keepalive or with a negative PingInterval.
+func (s *Server) pingEvery(st *stream) time.Duration {
+	ka := st.keepAlive()
+	if ka <= 0 || s.limits.PingInterval < 0 {
+		return 0
+	}
+	if s.limits.PingInterval > 0 {
+		return min(ka/2, s.limits.PingInterval)
+	}
+	return ka / 2
 }
 
 // canPing reports whether we may send stanzas on st (outbound or bidi).
@@ -690,15 +766,19 @@ func (st *stream) canPing() bool {
 	return len(st.send) > 0
 }
 
-// tick runs the stream's timers: idle timeout (connection-timeout),
-// unanswered ping (connection-timeout), XEP-0199 ping after receive
-// silence and whitespace keepalive after send silence (RFC 6120 §4.6.1).
+// tick runs the stream's timers: the gateway's StreamInactivityTimeout
+// (connection-timeout, REFERENCE §5.5 #50) and, for a partner with
+// keepalive (#51-53), the receive-silence limit (nothing at all received,
+// whitespace included, for Remote.KeepAlive: connection-timeout), an
+// unanswered ping (connection-timeout), an XEP-0199 ping after receive
+// silence and a whitespace keepalive (RFC 6120 §4.6.1) after KeepAlive/2
+// of send silence, so that a live peer is always heard from in time.
 func (s *Server) tick(st *stream) {
 	rt := st.rt
 	if rt.ctx.Err() != nil {
 		return
 	}
-	lim := s.limits
+	ka, pe := st.keepAlive(), s.pingEvery(st)
 	now := s.clock.Now()
 	rt.mu.Lock()
 	if n := st.r.LastActivity(); n != rt.bytesIn {
@@ -714,27 +794,31 @@ func (s *Server) tick(st *stream) {
 	}
 	// Idle means no XML exchanged: whitespace keepalives in either
 	// direction keep the connection up but do not make it used.
-	idle := lim.IdleTimeout > 0 && now.Sub(rt.lastData) >= lim.IdleTimeout
-	pingLost := rt.pingID != "" && lim.PingInterval > 0 && now.Sub(rt.pingSent) >= lim.PingInterval
-	var ping, ka bool
-	if !idle && !pingLost {
-		ping = rt.pingID == "" && lim.PingInterval > 0 && now.Sub(rt.lastRecv) >= lim.PingInterval
-		ka = lim.KeepAlive > 0 && now.Sub(rt.lastSend) >= lim.KeepAlive
+	idle := st.idle > 0 && now.Sub(rt.lastData) >= st.idle
+	silent := ka > 0 && now.Sub(rt.lastRecv) >= ka
+	pingLost := rt.pingID != "" && pe > 0 && now.Sub(rt.pingSent) >= pe
+	var ping, wsp bool
+	if !idle && !silent && !pingLost {
+		ping = rt.pingID == "" && pe > 0 && now.Sub(rt.lastRecv) >= pe
+		wsp = ka > 0 && now.Sub(rt.lastSend) >= ka/2
 	}
 	rt.mu.Unlock()
 	switch {
 	case idle:
 		// RFC 6120 §4.9.3.4.
-		_ = st.streamFail(streamerr.ConnectionTimeout, "idle for "+lim.IdleTimeout.String())
+		_ = st.streamFail(streamerr.ConnectionTimeout, "no traffic for "+st.idle.String()+" (stream inactivity timeout)")
+		return
+	case silent:
+		_ = st.streamFail(streamerr.ConnectionTimeout, "nothing received for "+ka.String()+" (keepalive interval)")
 		return
 	case pingLost:
-		_ = st.streamFail(streamerr.ConnectionTimeout, "no answer to a ping in "+lim.PingInterval.String())
+		_ = st.streamFail(streamerr.ConnectionTimeout, "no answer to a ping in "+pe.String())
 		return
 	}
 	if ping && st.canPing() {
 		s.sendPing(st, now)
 	}
-	if ka {
+	if wsp {
 		// Whitespace keepalive (RFC 6120 §4.6.1); counted as a send.
 		if err := st.w.WriteWhitespace(); err == nil {
 			rt.mu.Lock()
@@ -794,6 +878,7 @@ func (s *Server) endStream(st *stream, err error) {
 	rt.mu.Unlock()
 	_ = st.conn.Close()
 	rt.cancel()
+	rt.waitStop()
 	rt.writers.Wait()
 	st.mu.Lock()
 	st.closed = true
@@ -829,7 +914,7 @@ func (s *Server) logNegotiated(st *stream) {
 	info := s.streamInfo(st)
 	s.log.LogAttrs(st.rt.ctx, slog.LevelInfo, "s2s stream established",
 		slog.String("direction", info.Direction.String()),
-		slog.String("local", info.Local), slog.String("remote", info.Remote),
+		slog.String("local", info.Local), slog.String("remote", info.Remote), slog.String("partner", info.Partner),
 		slog.String("remote_addr", info.RemoteAddr), slog.String("local_addr", localAddr(st)),
 		slog.String("tls", info.TLSVersion), slog.String("auth", info.Auth.String()),
 		slog.String("identity", info.Identity), slog.Bool("bidi", info.Bidi))

@@ -13,6 +13,7 @@ import (
 	streamerr "mellium.im/xmpp/stream"
 
 	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // ErrServerClosed is returned by Serve, ServeDirectTLS and Send after
@@ -30,13 +31,18 @@ type serverState struct {
 	mu        sync.Mutex
 	closed    bool // Shutdown or Close called: no new streams or stanzas
 	listeners map[net.Listener]struct{}
-	streams   map[*stream]struct{} // registered streams
-	perDomain map[string]int       // registered streams per remote domain
-	pending   map[net.Conn]struct{}
-	pairs     map[pair]*outPair   // the outbound pool
-	pings     map[string]*stream  // outstanding XEP-0199 pings by id
-	dials     map[string]int      // dials in progress per remote domain
-	shutdown  chan struct{}       // closed by Shutdown
+	streams    map[*stream]struct{} // registered streams
+	perPartner map[string]int       // registered streams per partner (partnerKey)
+	pending    map[net.Conn]struct{}
+	pairs      map[pair]*outPair  // the outbound pool
+	pings      map[string]*stream // outstanding XEP-0199 pings by id
+	dials      map[string]int     // dials in progress per partner (partnerKey)
+	dialsAll   int                // dials in progress in total
+	shutdown   chan struct{}      // closed by Shutdown and Close
+	// stopping ends with shutdown: it ends waits that must not hold a
+	// graceful Shutdown up (the partner's rate limiter).
+	stopping   context.Context
+	stopCancel context.CancelFunc
 	poolc     chan struct{}       // signalled when the pool changes
 	rand      func(n int64) int64 // jitter source
 	bufs      wire.BufferPool     // read/write buffers of established streams
@@ -50,7 +56,7 @@ func (s *Server) start() {
 		r.ctx, r.cancel = context.WithCancel(context.Background())
 		r.listeners = make(map[net.Listener]struct{})
 		r.streams = make(map[*stream]struct{})
-		r.perDomain = make(map[string]int)
+		r.perPartner = make(map[string]int)
 		r.pending = make(map[net.Conn]struct{})
 		r.pairs = make(map[pair]*outPair)
 		r.pings = make(map[string]*stream)
@@ -59,6 +65,12 @@ func (s *Server) start() {
 		r.poolc = make(chan struct{}, 1)
 		if r.rand == nil {
 			r.rand = randInt63n
+		}
+		r.stopping, r.stopCancel = context.WithCancel(r.ctx)
+		if s.Policy != nil {
+			// Live changes (REFERENCE §5.1 #16): one goroutine per Server
+			// re-checks the streams at each configuration change.
+			r.wg.Go(s.watchPolicy)
 		}
 	})
 }
@@ -160,9 +172,9 @@ func (s *Server) serveConn(conn net.Conn, directTLS bool) {
 	}
 	if err := s.register(st); err != nil {
 		// Normally the negotiation refuses right after the header; this
-		// catches a limit reached while it ran.
+		// catches a limit reached, or a policy change, while it ran.
 		if st.w != nil {
-			_ = st.w.WriteStreamError(streamerr.ResourceConstraint, err.Error())
+			_ = st.w.WriteStreamError(registerCondition(err), err.Error())
 		}
 		_ = st.conn.Close()
 		st.closeNeg(err)
@@ -172,27 +184,52 @@ func (s *Server) serveConn(conn net.Conn, directTLS bool) {
 }
 
 // errNegotiationTimeout is the cause of a negotiation context ended by
-// Limits.NegotiationTimeout.
+// the gateway's StreamEstablishmentTimeout.
 var errNegotiationTimeout = errors.New("s2s: negotiation timeout")
 
-// negotiationTimer cancels a negotiation after Limits.NegotiationTimeout
-// on the Server's clock (nil when the timeout is disabled).
+// negotiationTimer cancels a negotiation after the gateway's
+// StreamEstablishmentTimeout (REFERENCE §5.5 #49) on the Server's clock
+// (nil when the timeout is disabled).
 func (s *Server) negotiationTimer(cancel context.CancelCauseFunc) interface{ Stop() bool } {
-	if s.limits.NegotiationTimeout <= 0 {
+	d := s.gateway().StreamEstablishmentTimeout
+	if d <= 0 {
 		return nil
 	}
-	return s.clock.AfterFunc(s.limits.NegotiationTimeout, func() {
-		cancel(fmt.Errorf("%w after %v", errNegotiationTimeout, s.limits.NegotiationTimeout))
+	return s.clock.AfterFunc(d, func() {
+		cancel(fmt.Errorf("%w after %v", errNegotiationTimeout, d))
 	})
 }
 
-// register counts st against Limits.MaxStreams and MaxStreamsPerDomain; it
-// returns an error wrapping streamerr.ResourceConstraint when either is
-// reached, and ErrServerClosed after Shutdown or Close. Registering a
-// stream twice is a no-op.
+// registerCondition is the stream error for a register failure.
+func registerCondition(err error) streamerr.Error {
+	var d *policy.Denial
+	switch {
+	case errors.As(err, &d):
+		return streamerr.PolicyViolation
+	case errors.Is(err, ErrServerClosed):
+		return streamerr.SystemShutdown
+	}
+	return streamerr.ResourceConstraint
+}
+
+// register counts st against the gateway's ConnectionLimit and the
+// partner's (REFERENCE §5.5 #47-48: all of a partner's domains, both
+// directions, together); it returns an error wrapping
+// streamerr.ResourceConstraint when either is reached, the
+// *policy.Denial when the policy no longer admits st's remote domain (it
+// changed during negotiation), and ErrServerClosed after Shutdown or
+// Close. Registering a stream twice is a no-op.
 func (s *Server) register(st *stream) error {
 	s.start()
 	rt := s.newRunState(st)
+	if st.rem == nil {
+		// Never admitted (cannot happen once negotiated): refuse.
+		return &policy.Denial{Rule: policy.RuleNotPartner, Domain: st.remote}
+	}
+	if _, err := s.remote(st.rem.Domain); err != nil {
+		return err
+	}
+	gw := s.gateway()
 	r := &s.run
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -204,15 +241,15 @@ func (s *Server) register(st *stream) error {
 	if r.closed && (st.dir != Outbound || r.ctx.Err() != nil) {
 		return ErrServerClosed
 	}
-	if len(r.streams) >= s.limits.MaxStreams {
-		return fmt.Errorf("%w: %d streams open (Limits.MaxStreams)", streamerr.ResourceConstraint, len(r.streams))
+	if gw.ConnectionLimit >= 0 && len(r.streams) >= gw.ConnectionLimit {
+		return fmt.Errorf("%w: %d streams open (the gateway's ConnectionLimit)", streamerr.ResourceConstraint, len(r.streams))
 	}
-	if n := r.perDomain[st.remote]; n >= s.limits.MaxStreamsPerDomain {
-		return fmt.Errorf("%w: %d streams open with %s (Limits.MaxStreamsPerDomain)", streamerr.ResourceConstraint, n, st.remote)
+	if lim := st.rem.ConnectionLimit; lim >= 0 && r.perPartner[st.partner] >= lim {
+		return fmt.Errorf("%w: %d streams open with partner %s (its connection limit)", streamerr.ResourceConstraint, r.perPartner[st.partner], st.partner)
 	}
 	rt.registered = true
 	r.streams[st] = struct{}{}
-	r.perDomain[st.remote]++
+	r.perPartner[st.partner]++
 	return nil
 }
 
@@ -226,40 +263,60 @@ func (s *Server) unregister(st *stream) {
 	}
 	st.rt.registered = false
 	delete(r.streams, st)
-	if r.perDomain[st.remote]--; r.perDomain[st.remote] <= 0 {
-		delete(r.perDomain, st.remote)
+	if r.perPartner[st.partner]--; r.perPartner[st.partner] <= 0 {
+		delete(r.perPartner, st.partner)
 	}
 }
 
-// room reports whether one more stream with remote fits the limits.
-func (s *Server) room(remote string) error {
+// reserveDial counts a dial to rem's partner when one more stream fits the
+// limits, and returns the partner key to release it with; the caller
+// decrements r.dials[key] and r.dialsAll when the dial ends.
+func (s *Server) reserveDial(rem *policy.Remote) (string, error) {
+	gw := s.gateway()
+	key := partnerKey(rem)
 	r := &s.run
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.streams)+r.dials[remote] >= s.limits.MaxStreams {
-		return fmt.Errorf("%w: %d streams open (Limits.MaxStreams)", streamerr.ResourceConstraint, len(r.streams))
+	if gw.ConnectionLimit >= 0 && len(r.streams)+r.dialsAll >= gw.ConnectionLimit {
+		return "", fmt.Errorf("%w: %d streams open (the gateway's ConnectionLimit)", streamerr.ResourceConstraint, len(r.streams))
 	}
-	if n := r.perDomain[remote] + r.dials[remote]; n >= s.limits.MaxStreamsPerDomain {
-		return fmt.Errorf("%w: %d streams open with %s (Limits.MaxStreamsPerDomain)", streamerr.ResourceConstraint, n, remote)
+	if n := r.perPartner[key] + r.dials[key]; rem.ConnectionLimit >= 0 && n >= rem.ConnectionLimit {
+		return "", fmt.Errorf("%w: %d streams open with partner %s (its connection limit)", streamerr.ResourceConstraint, n, key)
 	}
-	return nil
+	r.dials[key]++
+	r.dialsAll++
+	return key, nil
 }
 
 // outboundFor returns an established stream we may send on for (local,
-// remote) — outbound, or inbound with bidi — or nil.
+// remote) — outbound, or inbound with bidi — or nil. A stream to another
+// domain carries the pair only when it was authorized on it and that
+// domain still belongs to the same partner (REFERENCE §5.3 #37).
 func (s *Server) outboundFor(local, remote string) *stream {
 	s.start()
 	p := pair{local: local, remote: remote}
 	r := &s.run
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for st := range r.streams {
-		if st.remote == remote && st.canSend(p) && st.rt.accepting() {
-			return st
-		}
-	}
+	var other []*stream
 	for st := range r.streams {
 		if st.canSend(p) && st.rt.accepting() {
+			if st.remote == remote {
+				r.mu.Unlock()
+				return st
+			}
+			other = append(other, st)
+		}
+	}
+	r.mu.Unlock()
+	if len(other) == 0 {
+		return nil
+	}
+	rem, err := s.remote(remote)
+	if err != nil {
+		return nil
+	}
+	for _, st := range other {
+		if rem.SamePartner(st.remote) {
 			return st
 		}
 	}
@@ -289,6 +346,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if first {
 		close(r.shutdown)
+		r.stopCancel()
 	}
 	r.mu.Unlock()
 	// Wait for the pool: every pair's queue empty and no dial running.
@@ -340,6 +398,7 @@ func (s *Server) Close() error {
 	r.closed = true
 	if first {
 		close(r.shutdown)
+		r.stopCancel()
 	}
 	for l := range r.listeners {
 		_ = l.Close()
@@ -362,6 +421,9 @@ type StreamInfo struct {
 	Direction  Direction  // who opened the connection
 	Local      string     // our domain in the stream header
 	Remote     string     // the peer's domain in the stream header
+	// Partner is the main domain of the partner Remote belongs to (Remote
+	// itself under open federation).
+	Partner    string
 	RemoteAddr string     // the peer's network address
 	TLSVersion string     // "" without TLS, else e.g. "TLS 1.3"
 	Auth       AuthMethod // how the first pair was authenticated
@@ -420,7 +482,7 @@ func (s *Server) Stats() Stats {
 
 func (s *Server) streamInfo(st *stream) StreamInfo {
 	info := StreamInfo{
-		Direction: st.dir, Local: st.local, Remote: st.remote,
+		Direction: st.dir, Local: st.local, Remote: st.remote, Partner: st.partner,
 		Bidi: st.bidi, Since: st.created,
 	}
 	if st.conn != nil && st.conn.RemoteAddr() != nil {

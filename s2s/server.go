@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -14,7 +15,7 @@ import (
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco"
 	"github.com/xmppfed/xmppfed/internal/clock"
-	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // Handler receives the stanzas that authenticated remote domains send to
@@ -37,68 +38,40 @@ func (f HandlerFunc) HandleStanza(ctx context.Context, st *Stanza) error { retur
 
 var _ Handler = HandlerFunc(nil)
 
-// Limits bounds the resources of a Server. Zero fields mean the defaults
-// given with each field; a negative duration disables that timer.
+// Limits bounds the resources of a Server that the policy does not cover
+// (the policy's Gateway gives the stream and connection limits and
+// timeouts). Zero fields mean the defaults given with each field; a
+// negative value disables that limit or timer.
 type Limits struct {
-	MaxStanzaBytes      int           // one stanza; 0: 512 KiB, advertised with XEP-0478
-	MaxDepth            int           // element nesting in a stanza; 0: 64
-	NegotiationTimeout  time.Duration // TCP connect or accept to authenticated; 0: 60 s
-	IdleTimeout         time.Duration // nothing received nor sent; 0: 600 s -> connection-timeout
-	KeepAlive           time.Duration // whitespace keepalive after this much send silence (RFC 6120 §4.6.1); 0: 60 s
-	PingInterval        time.Duration // XEP-0199 ping after this much receive silence; 0: 300 s
-	MaxStreams          int           // concurrent streams in total; 0: 1000
-	MaxStreamsPerDomain int           // concurrent streams per remote domain; 0: 20
-	QueueSize           int           // stanzas queued per (local, remote) pair while connecting; 0: 10000
-	DialTimeout         time.Duration // one TCP connect; 0: 10 s
+	MaxDepth int // element nesting in a stanza; 0: 64
+	// PingInterval caps the receive silence after which an XEP-0199 ping
+	// goes out on a stream we send on, with a partner that has keepalive:
+	// 0: half the partner's keepalive (Remote.KeepAlive); positive: at
+	// most this; negative: no pings.
+	PingInterval time.Duration
+	QueueSize    int           // stanzas queued per (local, remote) pair while connecting; 0: 10000
+	DialTimeout  time.Duration // one TCP connect; 0: 10 s
 }
 
 // Default limits.
 const (
-	DefaultMaxStanzaBytes      = 512 << 10
-	DefaultMaxDepth            = 64
-	DefaultNegotiationTimeout  = 60 * time.Second
-	DefaultIdleTimeout         = 600 * time.Second
-	DefaultKeepAlive           = 60 * time.Second
-	DefaultPingInterval        = 300 * time.Second
-	DefaultMaxStreams          = 1000
-	DefaultMaxStreamsPerDomain = 20
-	DefaultQueueSize           = 10000
-	DefaultDialTimeout         = 10 * time.Second
+	DefaultMaxDepth    = 64
+	DefaultQueueSize   = 10000
+	DefaultDialTimeout = 10 * time.Second
 )
 
 // withDefaults returns l with zero fields set to their defaults.
 func (l Limits) withDefaults() Limits {
-	def := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if l.MaxStanzaBytes <= 0 {
-		l.MaxStanzaBytes = DefaultMaxStanzaBytes
-	}
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = DefaultMaxDepth
 	}
-	def(&l.NegotiationTimeout, DefaultNegotiationTimeout)
-	def(&l.IdleTimeout, DefaultIdleTimeout)
-	def(&l.KeepAlive, DefaultKeepAlive)
-	def(&l.PingInterval, DefaultPingInterval)
-	def(&l.DialTimeout, DefaultDialTimeout)
-	if l.MaxStreams <= 0 {
-		l.MaxStreams = DefaultMaxStreams
-	}
-	if l.MaxStreamsPerDomain <= 0 {
-		l.MaxStreamsPerDomain = DefaultMaxStreamsPerDomain
+	if l.DialTimeout == 0 {
+		l.DialTimeout = DefaultDialTimeout
 	}
 	if l.QueueSize <= 0 {
 		l.QueueSize = DefaultQueueSize
 	}
 	return l
-}
-
-// wireLimits are the framer limits derived from l.
-func (l Limits) wireLimits() wire.Limits {
-	return wire.Limits{MaxStanzaBytes: l.MaxStanzaBytes, MaxDepth: l.MaxDepth}
 }
 
 // Server accepts and opens server-to-server streams for a set of local
@@ -120,14 +93,16 @@ type Server struct {
 	Verify certs.VerifyOptions
 	// Resolver finds remote servers. Nil means a zero dnsdisco.Resolver.
 	Resolver *dnsdisco.Resolver
-	// DialbackSecret keys dialback (XEP-0185). Nodes serving the same
-	// domains must share it. Nil means a random secret for this Server.
-	DialbackSecret []byte
-	// Settings returns the negotiation settings for a remote domain (an
-	// A-label). An error refuses the domain: inbound streams from it get
-	// policy-violation, outbound stanzas to it are bounced. Nil means the
-	// zero Settings for every domain.
-	Settings func(ctx context.Context, remote string) (Settings, error)
+	// Policy decides which remote domains may federate and how (TLS,
+	// SASL and dialback settings, connection limits, keepalive, proxy,
+	// rate), which local users may use XMPP, and the gateway's limits,
+	// timeouts and dialback secret (XEP-0185: nodes serving the same
+	// domains share it through their policies). It is consulted for every
+	// stream and stanza, so changes apply at once; streams with a domain
+	// the policy no longer admits are closed. Nil admits no remote domain
+	// at all (the secure default: unknown domains are refused), with the
+	// gateway defaults.
+	Policy *policy.Policy
 	// Handler receives inbound stanzas. Nil answers each with
 	// service-unavailable.
 	Handler Handler
@@ -135,7 +110,8 @@ type Server struct {
 	// with the error to report to its (local) sender. It must not block.
 	// Nil logs the loss at Warn level.
 	Bounce func(ctx context.Context, st *Stanza, err stanza.Error)
-	// Limits bounds resources; the zero value means the defaults.
+	// Limits bounds what the Policy does not; the zero value means the
+	// defaults.
 	Limits Limits
 	// Logger receives stream events (negotiated, closed, peer misbehaving).
 	// Nil is silent.
@@ -149,7 +125,7 @@ type Server struct {
 
 	initOnce sync.Once
 	resolver *dnsdisco.Resolver
-	secret   []byte
+	secret0  []byte // the dialback secret when Policy is nil
 	limits   Limits
 	domains  map[string]bool
 	log      *slog.Logger
@@ -163,10 +139,9 @@ type Server struct {
 func (s *Server) init() {
 	s.initOnce.Do(func() {
 		s.limits = s.Limits.withDefaults()
-		s.secret = s.DialbackSecret
-		if len(s.secret) == 0 {
-			s.secret = make([]byte, 32)
-			_, _ = rand.Read(s.secret) // crypto/rand.Read never fails (Go 1.24+)
+		if s.Policy == nil {
+			s.secret0 = make([]byte, 32)
+			_, _ = rand.Read(s.secret0) // crypto/rand.Read never fails (Go 1.24+)
 		}
 		s.domains = make(map[string]bool, len(s.Domains))
 		for _, d := range s.Domains {
@@ -191,18 +166,61 @@ func (s *Server) init() {
 // isLocal reports whether domain (an A-label) is one of ours.
 func (s *Server) isLocal(domain string) bool { return s.domains[domain] }
 
-// settingsFor returns the effective settings for remote, or the error that
-// refuses it.
-func (s *Server) settingsFor(ctx context.Context, remote string) (Settings, error) {
-	if s.Settings == nil {
-		return Settings{}.effective(), nil
+// gateway returns the current gateway settings, defaults filled in.
+func (s *Server) gateway() policy.Gateway {
+	if s.Policy == nil {
+		return policy.Gateway{
+			ConnectionLimit:            policy.DefaultConnectionLimit,
+			PartnerConnectionLimit:     policy.DefaultPartnerConnectionLimit,
+			KeepAliveInterval:          policy.DefaultKeepAliveInterval,
+			StreamEstablishmentTimeout: policy.DefaultStreamEstablishmentTimeout,
+			StreamInactivityTimeout:    policy.DefaultStreamInactivityTimeout,
+			MaxStanzaBytes:             policy.DefaultMaxStanzaBytes,
+		}
 	}
-	set, err := s.Settings(ctx, remote)
-	if err != nil {
-		return Settings{}, err
+	return s.Policy.Gateway()
+}
+
+// secret returns the current dialback secret (XEP-0185), read anew for
+// every key so that a changed secret applies at once.
+func (s *Server) secret() []byte {
+	if s.Policy == nil {
+		return s.secret0
 	}
-	if _, err := set.Validate(); err != nil {
-		return Settings{}, err
+	return s.Policy.Gateway().DialbackSecret.Bytes()
+}
+
+// remote returns the policy for a remote domain, or the error (a
+// *policy.Denial when the policy refuses it) that refuses it. With a nil
+// Policy every domain is refused as not a partner.
+func (s *Server) remote(domain string) (*policy.Remote, error) {
+	if s.Policy == nil {
+		return nil, &policy.Denial{Rule: policy.RuleNotPartner, Domain: domain}
 	}
-	return set.effective(), nil
+	return s.Policy.Remote(domain)
+}
+
+// refused logs a refusal by the policy once, at Info, with its rule (never
+// a stanza's content).
+func (s *Server) refused(ctx context.Context, what, domain string, err error) {
+	attrs := []slog.Attr{slog.String("what", what), slog.String("domain", domain)}
+	var d *policy.Denial
+	if errors.As(err, &d) {
+		attrs = append(attrs, slog.String("rule", d.Rule.String()))
+		if d.User != "" {
+			attrs = append(attrs, slog.String("user", d.User))
+		}
+	}
+	attrs = append(attrs, slog.Any("err", err))
+	s.log.LogAttrs(ctx, slog.LevelInfo, "s2s refused by policy", attrs...)
+}
+
+// partnerKey is the key streams are counted under for the per-partner
+// connection limit (REFERENCE §5.5 #48): the partner's main domain, or
+// the domain itself under open federation.
+func partnerKey(rem *policy.Remote) string {
+	if rem.Partner != "" {
+		return rem.Partner
+	}
+	return rem.Domain
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 )
 
 // Direction says which side opened a stream's TCP connection.
@@ -82,10 +83,20 @@ type stream struct {
 	// verify are the options the peer's certificate is checked with on an
 	// outbound stream: Server.Verify plus, when DNSSEC vouches for the SRV
 	// answer, the SRV target as a reference identity and its DANE records.
-	verify  certs.VerifyOptions
-	set     Settings // effective settings for remote
-	bidi    bool     // XEP-0288 negotiated: the connection carries both directions
-	created time.Time
+	verify certs.VerifyOptions
+	// rem is the policy for remote when the stream was admitted (nil
+	// before: an inbound stream without 'from' until its first dialback
+	// request); set says how to negotiate with it (rem.Settings,
+	// Effective) and partner is the key the stream is counted under.
+	rem     *policy.Remote
+	set     policy.Settings
+	partner string
+	// Gateway values read when the stream began: the stanza size limit
+	// (advertised with XEP-0478) and the inactivity timeout (0: none).
+	maxBytes int
+	idle     time.Duration
+	bidi     bool // XEP-0288 negotiated: the connection carries both directions
+	created  time.Time
 
 	// neg and rt hold negotiation and runtime state; their types live
 	// with the code that uses them (negotiate*.go, dialback.go; run*.go).
@@ -99,6 +110,23 @@ type stream struct {
 	// fills both.
 	send, recv map[pair]AuthMethod
 	closed     bool
+}
+
+// admit records that the policy admitted the stream's remote domain with
+// rem: the partner's settings and keys apply to it. Negotiation calls it
+// before the stream is shared.
+func (st *stream) admit(rem *policy.Remote) {
+	st.rem = rem
+	st.set = rem.Settings.Effective()
+	st.partner = partnerKey(rem)
+}
+
+// keepAlive is the partner's receive-silence limit (0: no keepalive).
+func (st *stream) keepAlive() time.Duration {
+	if st.rem == nil || st.rem.KeepAlive < 0 {
+		return 0
+	}
+	return st.rem.KeepAlive
 }
 
 // authorize records that stanzas from remote to local (recv) or from local
