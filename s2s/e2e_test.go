@@ -65,8 +65,8 @@ type node struct {
 }
 
 type nodeOpt struct {
-	domains   []string         // extra domains
-	set       *policy.Settings // nil: s2s.CommonSettings()
+	domains []string         // extra domains
+	set     *policy.Settings // nil: s2s.CommonSettings()
 	// edit changes the node's policy configuration (open federation with
 	// set for every domain, XMPP access for every user) before use.
 	edit      func(*policy.Config)
@@ -545,7 +545,7 @@ func TestKeepAlive(t *testing.T) {
 		t.Errorf("keepalive: got %q, want whitespace", got)
 	}
 	p.write("<message from='e@evil.example' to='v@b.example' id='k1'/>")
-	recv(t, b.got, "message") // received at 31 s
+	recv(t, b.got, "message")   // received at 31 s
 	c.Advance(31 * time.Second) // 62 s: 31 s of silence; the next whitespace goes out
 	p.readUntil(" ")
 	c.Advance(30 * time.Second) // 92 s: 61 s without receiving anything

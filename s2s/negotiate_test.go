@@ -67,8 +67,8 @@ type nodeOpt struct {
 	domains   []string
 	set       *policy.Settings     // for every remote domain; nil: CommonSettings()
 	edit      func(*policy.Config) // changes the policy (open federation with set)
-	cert      *tls.Certificate               // nil: issued by the trusted CA for domains
-	noCert    bool                           // no TLS at all
+	cert      *tls.Certificate     // nil: issued by the trusted CA for domains
+	noCert    bool                 // no TLS at all
 	secret    []byte
 	directTLS bool // publish only a _xmpps-server SRV (XEP-0368)
 	noDNS     bool // do not publish SRV records for domains

@@ -28,9 +28,9 @@ type serverState struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the server started
 
-	mu        sync.Mutex
-	closed    bool // Shutdown or Close called: no new streams or stanzas
-	listeners map[net.Listener]struct{}
+	mu         sync.Mutex
+	closed     bool // Shutdown or Close called: no new streams or stanzas
+	listeners  map[net.Listener]struct{}
 	streams    map[*stream]struct{} // registered streams
 	perPartner map[string]int       // registered streams per partner (partnerKey)
 	pending    map[net.Conn]struct{}
@@ -43,9 +43,9 @@ type serverState struct {
 	// graceful Shutdown up (the partner's rate limiter).
 	stopping   context.Context
 	stopCancel context.CancelFunc
-	poolc     chan struct{}       // signalled when the pool changes
-	rand      func(n int64) int64 // jitter source
-	bufs      wire.BufferPool     // read/write buffers of established streams
+	poolc      chan struct{}       // signalled when the pool changes
+	rand       func(n int64) int64 // jitter source
+	bufs       wire.BufferPool     // read/write buffers of established streams
 }
 
 // start initialises the Server (defaults, then the running state) once.
@@ -418,9 +418,9 @@ func (s *Server) Close() error {
 
 // StreamInfo describes one established stream.
 type StreamInfo struct {
-	Direction  Direction  // who opened the connection
-	Local      string     // our domain in the stream header
-	Remote     string     // the peer's domain in the stream header
+	Direction Direction // who opened the connection
+	Local     string    // our domain in the stream header
+	Remote    string    // the peer's domain in the stream header
 	// Partner is the main domain of the partner Remote belongs to (Remote
 	// itself under open federation).
 	Partner    string
