@@ -21,6 +21,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco"
+	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
 )
 
@@ -75,11 +76,22 @@ type Ours struct {
 // SettingsFor returns the settings our server uses toward a peer in mode:
 // SASL EXTERNAL required (XEP-0178) in External mode; no SASL, so dialback
 // (XEP-0220) over required TLS, in Dialback mode.
-func SettingsFor(mode Mode) s2s.Settings {
+func SettingsFor(mode Mode) policy.Settings {
 	if mode == Dialback {
-		return s2s.Settings{TLS: s2s.Required, SASL: s2s.NotSupported}
+		return policy.Settings{TLS: policy.Required, SASL: policy.NotSupported}
 	}
-	return s2s.Settings{TLS: s2s.Required, SASL: s2s.Required}
+	return policy.Settings{TLS: policy.Required, SASL: policy.Required}
+}
+
+// PolicyFor returns the policy of our server in a test with peerDomain in
+// mode: the peer is the one federation partner (Federated, with
+// SettingsFor(mode)); open federation is off, so any other remote domain is
+// refused; every local user may use XMPP.
+func PolicyFor(peerDomain string, mode Mode) (*policy.Policy, error) {
+	return policy.New(context.Background(), policy.NewMemStore(&policy.Config{
+		Partners: []policy.Partner{{Domain: peerDomain, Type: policy.Federated, Settings: SettingsFor(mode)}},
+		Policies: []policy.AccessPolicy{{Name: policy.GlobalPolicy, EnableXMPPAccess: true, EnableFederationAccess: true}},
+	}), nil)
 }
 
 // StartOurs starts our server federating with peerDomain in mode and shuts
@@ -87,18 +99,16 @@ func SettingsFor(mode Mode) s2s.Settings {
 func StartOurs(t testing.TB, pki *PKI, peerDomain string, mode Mode) *Ours {
 	t.Helper()
 	o := &Ours{Log: new(syncBuffer), XML: new(syncBuffer), in: make(chan *s2s.Stanza, 4096), bounces: make(chan string, 64)}
-	set := SettingsFor(mode)
+	pol, err := PolicyFor(peerDomain, mode)
+	if err != nil {
+		t.Fatalf("interop: policy: %v", err)
+	}
 	o.Server = &s2s.Server{
 		Domains:   []string{OurDomain},
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pki.Leaf(t, OurDomain)}},
 		Verify:    certs.VerifyOptions{Roots: pki.RootCAs()},
 		Resolver:  &dnsdisco.Resolver{Servers: []string{DNSAddr}},
-		Settings: func(_ context.Context, remote string) (s2s.Settings, error) {
-			if remote != peerDomain {
-				return s2s.Settings{}, fmt.Errorf("interop: only %s federates in this test, not %q", peerDomain, remote)
-			}
-			return set, nil
-		},
+		Policy:    pol,
 		Handler: s2s.HandlerFunc(func(_ context.Context, st *s2s.Stanza) error {
 			if st.To.Localpart() == NoSuchUser {
 				// The library turns this into the RFC 6120 §8.3 error reply.
