@@ -327,6 +327,7 @@ type decoder struct {
 	tree    *tnode // the document, once built without syntax errors
 	errs    []*perr
 	dropped int // problems beyond maxRecorded
+	nesting int // arrays and inline tables being decoded
 	// labels indexes the elements of the partner and policy arrays by
 	// domain or name, for lineOfField.
 	labels map[*tnode]map[string]*tnode
@@ -374,6 +375,13 @@ func (d *decoder) lineOf(n *unstable.Node, def int) int {
 func (d *decoder) fail(at *tnode, key string, line int, value, reason string) {
 	d.add(&perr{at: at, key: key, elem: -1, line: line, value: value, reason: reason})
 }
+
+// maxKeyParts and maxNesting bound how deep a document goes, far beyond
+// what the schema uses, so that naming a problem stays cheap.
+const (
+	maxKeyParts = 8
+	maxNesting  = 8
+)
 
 // maxRecorded bounds the problems kept while decoding, so that a huge,
 // broken file costs little; the others are only counted.
@@ -445,8 +453,12 @@ func (d *decoder) keys(it unstable.Iterator) ([]string, int) {
 func (d *decoder) header(root *tnode, e *unstable.Node) *tnode {
 	ks, line := d.keys(e.Key())
 	aot := e.Kind == unstable.ArrayTable
-	name := strings.Join(ks, ".")
+	name := displayKey(ks...)
 	detached := newTable(defHeader, line, nil, "", -1)
+	if len(ks) > maxKeyParts {
+		d.fail(root, name, line, "", fmt.Sprintf("a key of more than %d parts", maxKeyParts))
+		return detached
+	}
 	t := root
 	for i, k := range ks {
 		last := i == len(ks)-1
@@ -473,12 +485,12 @@ func (d *decoder) header(root *tnode, e *unstable.Node) *tnode {
 		v := f.val
 		switch {
 		case v.kind == tTable && v.def == defInline:
-			d.fail(t, k, line, "", fmt.Sprintf("[%s] extends an inline table, which is complete where it is written (line %d)", name, f.line))
+			d.fail(t, displayKey(k), line, "", fmt.Sprintf("[%s] extends an inline table, which is complete where it is written (line %d)", name, f.line))
 			return detached
 		case v.kind == tTable && !last:
 			t = v
 		case v.kind == tTable && aot:
-			d.fail(t, k, line, "", fmt.Sprintf("[[%s]]: %s is a table (line %d), not an array of tables", name, name, f.line))
+			d.fail(t, displayKey(k), line, "", fmt.Sprintf("[[%s]]: %s is a table (line %d), not an array of tables", name, name, f.line))
 			return detached
 		case v.kind == tTable && v.def == defImplicit:
 			v.def, v.line = defHeader, line
@@ -488,7 +500,7 @@ func (d *decoder) header(root *tnode, e *unstable.Node) *tnode {
 			if name == "gateway" {
 				reason = fmt.Sprintf("a second [gateway] table (the first is on line %d): there is exactly one gateway (REFERENCE §2.2)", v.line)
 			}
-			d.fail(t, k, line, "", reason)
+			d.fail(t, displayKey(k), line, "", reason)
 			return detached
 		case v.kind == tArray && v.aot && last && aot:
 			el := newTable(defElement, line, v, k, len(v.elems))
@@ -497,10 +509,10 @@ func (d *decoder) header(root *tnode, e *unstable.Node) *tnode {
 		case v.kind == tArray && v.aot && !last:
 			t = v.elems[len(v.elems)-1]
 		case v.kind == tArray && v.aot:
-			d.fail(t, k, line, "", fmt.Sprintf("[%s]: %s is an array of tables (line %d): write [[%s]]", name, name, f.line, name))
+			d.fail(t, displayKey(k), line, "", fmt.Sprintf("[%s]: %s is an array of tables (line %d): write [[%s]]", name, name, f.line, name))
 			return detached
 		default:
-			d.fail(t, k, line, "", fmt.Sprintf("[%s]: key %s already has a value (line %d)", name, strings.Join(ks[:i+1], "."), f.line))
+			d.fail(t, displayKey(k), line, "", fmt.Sprintf("[%s]: key %s already has a value (line %d)", name, displayKey(ks[:i+1]...), f.line))
 			return detached
 		}
 	}
@@ -510,8 +522,12 @@ func (d *decoder) header(root *tnode, e *unstable.Node) *tnode {
 // keyValue handles key = value in table t.
 func (d *decoder) keyValue(t *tnode, e *unstable.Node) {
 	ks, line := d.keys(e.Key())
+	if len(ks) > maxKeyParts {
+		d.fail(t, displayKey(ks...), line, "", fmt.Sprintf("a key of more than %d parts", maxKeyParts))
+		return
+	}
 	for i, k := range ks {
-		rel := strings.Join(ks[:i+1], ".")
+		rel := displayKey(ks[:i+1]...)
 		f := t.index[k]
 		if i == len(ks)-1 {
 			if f != nil {
@@ -520,7 +536,7 @@ func (d *decoder) keyValue(t *tnode, e *unstable.Node) {
 			}
 			v, reason := d.value(e.Value(), line)
 			if v == nil {
-				d.fail(t, rel, line, string(e.Value().Data), reason)
+				d.fail(t, rel, line, clip(string(e.Value().Data)), reason)
 				return
 			}
 			t.add(k, line, v)
@@ -559,6 +575,13 @@ func (d *decoder) keyValue(t *tnode, e *unstable.Node) {
 // are recorded against them and the rest of the value kept.
 func (d *decoder) value(n *unstable.Node, line int) (*tnode, string) {
 	vl := d.lineOf(n, line)
+	if n.Kind == unstable.Array || n.Kind == unstable.InlineTable {
+		if d.nesting >= maxNesting {
+			return nil, fmt.Sprintf("arrays and inline tables nested more than %d levels deep", maxNesting)
+		}
+		d.nesting++
+		defer func() { d.nesting-- }()
+	}
 	switch n.Kind {
 	case unstable.String:
 		return &tnode{kind: tString, line: vl, text: string(n.Data)}, ""
@@ -589,7 +612,7 @@ func (d *decoder) value(n *unstable.Node, line int) (*tnode, string) {
 			el, reason := d.value(c, line)
 			if el == nil {
 				d.add(&perr{at: arr, elem: len(arr.elems), line: d.lineOf(c, line),
-					value: string(c.Data), reason: reason})
+					value: clip(string(c.Data)), reason: reason})
 				el = &tnode{kind: tDateTime, line: d.lineOf(c, line)} // a placeholder keeps the indexes
 			}
 			el.parent, el.elem = arr, len(arr.elems)
@@ -667,7 +690,7 @@ func (d *decoder) table(t *tnode, spec map[string]setter, unknown func(key strin
 			reason = "unknown key" + suggest(f.key, spec)
 		}
 		// The value is not shown: it could be a misspelt secret.
-		d.fail(t, f.key, f.line, "", reason)
+		d.fail(t, displayKey(f.key), f.line, "", reason)
 	}
 }
 
@@ -716,11 +739,15 @@ func shown(v *tnode) string {
 	if v.kind == tTable || v.kind == tArray {
 		return ""
 	}
-	s := v.text
-	if utf8.RuneCountInString(s) > 80 {
-		s = string([]rune(s)[:77]) + "..."
+	return clip(v.text)
+}
+
+// clip shortens s to at most 80 characters for an error message.
+func clip(s string) string {
+	if len(s) <= 80 || utf8.RuneCountInString(s) <= 80 {
+		return s
 	}
-	return s
+	return string([]rune(s)[:77]) + "..."
 }
 
 func (d *decoder) wrongType(t *tnode, f *tfield, want string) {
@@ -1023,9 +1050,41 @@ func name(n *tnode) string {
 	}
 	base := name(n.parent)
 	if base == "" {
-		return n.key
+		return displayKey(n.key)
 	}
-	return base + "." + n.key
+	return base + "." + displayKey(n.key)
+}
+
+// displayKey joins the parts of a dotted key as TOML writes them, quoting
+// the parts that are not bare keys.
+func displayKey(parts ...string) string {
+	var b strings.Builder
+	more := len(parts) > maxKeyParts
+	if more {
+		parts = parts[:maxKeyParts]
+	}
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		bare := p != ""
+		for _, r := range p {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-') {
+				bare = false
+				break
+			}
+		}
+		p = clip(p)
+		if bare {
+			b.WriteString(p)
+		} else {
+			b.WriteString(strconv.Quote(p))
+		}
+	}
+	if more {
+		b.WriteString("...")
+	}
+	return b.String()
 }
 
 func (e *perr) fieldName() string {

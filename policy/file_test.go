@@ -622,6 +622,40 @@ func TestParseFile(t *testing.T) {
 	}
 }
 
+// TestParseHostileInput: deep nesting, huge keys and values and floods of
+// errors give short, bounded errors.
+func TestParseHostileInput(t *testing.T) {
+	tests := []struct {
+		name, src, reason string
+	}{
+		{"nested arrays", "[gateway]\nblocked = " + strings.Repeat("[", 5000) + strings.Repeat("1,", 100) + strings.Repeat("]", 5000) + "\n", "nested more than 8 levels"},
+		{"nested inline tables", "a = " + strings.Repeat("{b=", 5000) + "1" + strings.Repeat("}", 5000) + "\n", "nested more than 8 levels"},
+		{"long dotted key", strings.Repeat("a.", 5000) + "b = 1\n", "more than 8 parts"},
+		{"long header", "[" + strings.Repeat("a.", 5000) + "b]\n", "more than 8 parts"},
+		{"long key", "[gateway]\n" + strings.Repeat("k", 1<<20) + " = 1\n", "unknown key"},
+		{"long value", "[[partner]]\ndomain = \"a.example\"\ntls = \"" + strings.Repeat("x", 1<<20) + "\"\n", "not a negotiation value"},
+		{"long number", "[gateway]\nconnection_limit = " + strings.Repeat("9", 1<<16) + "\n", "out of range"},
+		{"many bad elements", "[gateway]\nblocked = [" + strings.Repeat("1,", 50000) + "]\n", "must be a string"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := policy.Parse([]byte(tt.src))
+			fes := fileErrors(t, err)
+			if len(fes) == 0 || !strings.Contains(fes[0].Reason, tt.reason) {
+				t.Fatalf("got %v, want %q", err, tt.reason)
+			}
+			if n := len(err.Error()); n > 100*300 {
+				t.Errorf("error text is %d bytes", n)
+			}
+			for _, fe := range fes {
+				if len(fe.Field) > 200 || len(fe.Value) > 400 {
+					t.Errorf("long field or value: %d, %d bytes", len(fe.Field), len(fe.Value))
+				}
+			}
+		})
+	}
+}
+
 // TestParseDoesNotKeepInput: the Config does not share memory with the
 // caller's buffer.
 func TestParseDoesNotKeepInput(t *testing.T) {
