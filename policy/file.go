@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"slices"
@@ -168,6 +169,21 @@ func ParseFile(path string, strict bool) (*Config, []Warning, error) {
 		return nil, nil, err
 	}
 	return parse(data, path, strict)
+}
+
+// ParseFS is ParseFile for a file of fsys, such as an embed.FS holding a
+// default policy.
+func ParseFS(fsys fs.FS, name string, strict bool) (*Config, []Warning, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	data, err := readLimited(f, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return parse(data, name, strict)
 }
 
 // readLimited reads r to its end, refusing more than MaxFileSize bytes.

@@ -5,12 +5,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/xmppfed/xmppfed/policy"
@@ -775,4 +777,22 @@ func ExampleMarshal() {
 	// name = "global"
 	// enable_xmpp_access = true
 	// enable_federation_access = true
+}
+
+func TestParseFS(t *testing.T) {
+	fsys := fstest.MapFS{
+		"ok.toml":  {Data: []byte("[[partner]]\ndomain = \"a.example\"\ntls = \"optional\"\n")},
+		"bad.toml": {Data: []byte("[gateway]\n\nlog_bodies = 1\n")},
+	}
+	c, ws, err := policy.ParseFS(fsys, "ok.toml", false)
+	if err != nil || len(c.Partners) != 1 || len(ws) != 1 || !strings.HasPrefix(ws[0].Text, "line 1: ") {
+		t.Errorf("ok.toml: %+v %v %v", c, ws, err)
+	}
+	_, _, err = policy.ParseFS(fsys, "bad.toml", false)
+	if err == nil || !strings.HasPrefix(err.Error(), "bad.toml:3: gateway.log_bodies = \"1\": must be a boolean") {
+		t.Errorf("bad.toml: %v", err)
+	}
+	if _, _, err := policy.ParseFS(fsys, "none.toml", false); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("none.toml: %v", err)
+	}
 }
