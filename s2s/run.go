@@ -303,18 +303,20 @@ func smOffered(st *stream) bool {
 // It returns why the stream ended.
 func (s *Server) runStream(st *stream) error {
 	rt := s.newRunState(st)
+	var auth AuthMethod
 	st.mu.Lock()
 	for _, m := range st.recv {
-		rt.auth = max(rt.auth, m)
+		auth = max(auth, m)
 	}
 	for _, m := range st.send {
-		rt.auth = max(rt.auth, m)
+		auth = max(auth, m)
 	}
 	st.mu.Unlock()
 	if st.neg != nil && st.neg.auth != AuthNone {
-		rt.auth = st.neg.auth
+		auth = st.neg.auth
 	}
 	rt.mu.Lock()
+	rt.auth = auth
 	rt.bytesIn = st.r.LastActivity() // negotiation bytes are not traffic
 	rt.mu.Unlock()
 	s.logNegotiated(st)

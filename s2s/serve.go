@@ -460,7 +460,15 @@ func (s *Server) Stats() Stats {
 	r.mu.Unlock()
 	var out Stats
 	for _, st := range sts {
-		out.Streams = append(out.Streams, s.streamInfo(st))
+		// A stream registered during negotiation (inbound streams are
+		// counted from their header) is not established yet: its
+		// negotiation state is still being written.
+		st.rt.mu.Lock()
+		running := st.rt.running
+		st.rt.mu.Unlock()
+		if running {
+			out.Streams = append(out.Streams, s.streamInfo(st))
+		}
 	}
 	for _, op := range pairs {
 		op.mu.Lock()
@@ -495,7 +503,9 @@ func (s *Server) streamInfo(st *stream) StreamInfo {
 		info.Identity = st.peer.Matched.String()
 	}
 	if st.rt != nil {
+		st.rt.mu.Lock()
 		info.Auth = st.rt.auth
+		st.rt.mu.Unlock()
 		info.StanzasIn, info.StanzasOut = st.rt.in.Load(), st.rt.out.Load()
 	}
 	st.mu.Lock()
