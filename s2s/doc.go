@@ -4,8 +4,8 @@
 // directly to route raw jabber:server stanzas.
 //
 // A Server is configured through its exported fields (Domains,
-// TLSConfig, Verify, Resolver, DialbackSecret, Settings, Handler, Bounce,
-// Limits, Logger) and is then both:
+// TLSConfig, Verify, Resolver, Policy, Handler, Bounce, Limits, Logger)
+// and is then both:
 //
 //   - a listener: Serve (STARTTLS, RFC 6120 §5, usually port 5269) and
 //     ServeDirectTLS (XEP-0368, usually port 5270) accept inbound streams,
@@ -31,10 +31,42 @@
 // (XEP-0344), and when the target's addresses were as well, its
 // DNSSEC-authenticated TLSA records decide (DANE, RFC 7673).
 //
-// Which methods a stream may use comes from Settings, per remote domain:
-// TLS and SASL (Required, Optional, NotSupported) and dialback on or off.
-// The zero value requires TLS and prefers SASL EXTERNAL, then dialback
-// over TLS.
+// # Policy
+//
+// Server.Policy (package policy) decides, on every stream and stanza, who
+// may federate and how; a nil Policy admits no remote domain at all.
+//
+//   - Admission (REFERENCE §5.2): the domain of an inbound stream header
+//     (or of the first dialback request of a stream without one) must be
+//     admitted by Policy.Remote, else the stream gets the policy-violation
+//     stream error, naming the rule, before any feature, TLS, dialback
+//     verification or stanza. Send asks Policy.Remote first: a refused
+//     domain is never looked up nor dialled, and Send returns the
+//     *policy.Denial (errors.As; its StanzaError, service-unavailable, is
+//     for the sender). A domain added to a stream by dialback piggybacking
+//     must belong to the stream's partner (Remote.SamePartner), else the
+//     request gets a dialback error (XEP-0220 §2.4, policy-violation).
+//   - Negotiation: the partner's Settings, through Settings.Effective
+//     (SASL required acts as optional unless TLS is required), decide
+//     STARTTLS, SASL EXTERNAL and dialback in both directions, best first:
+//     SASL EXTERNAL over TLS, dialback over TLS, dialback over TCP. The
+//     zero Settings (the default) require TLS and SASL EXTERNAL, so a
+//     dialback-only peer is refused.
+//   - Routing: a partner's ProxyFQDN replaces the SRV lookup (STARTTLS
+//     style, port 5269 unless given); the proxy's name is then an
+//     acceptable certificate identity besides the partner's domain.
+//   - Users (REFERENCE §5.6): an inbound stanza to a local user without
+//     XMPP access (Policy.CheckUser) is answered with the Denial's error
+//     and never reaches the Handler; Send refuses a stanza from such a
+//     user. Stanzas to or from a bare domain (server traffic) are not
+//     user traffic.
+//   - Rate: each inbound stanza waits on the partner's Remote.Limiter
+//     (shared by all its streams) before it is handled: a fast partner is
+//     slowed down by TCP backpressure, not cut off.
+//   - Live changes (REFERENCE §5.1 #16): at each Policy change, streams
+//     with a domain no longer admitted are closed with policy-violation
+//     and stanzas queued for such a domain are bounced with the Denial's
+//     error; changed settings apply to new streams.
 //
 // # Retries
 //
@@ -48,24 +80,33 @@
 //
 // # Timers and limits
 //
-// Negotiation is bounded by Limits.NegotiationTimeout; an established
-// stream silent in both directions for Limits.IdleTimeout gets the
-// connection-timeout stream error. Whitespace keepalives (RFC 6120 §4.6.1)
-// go out after Limits.KeepAlive of send silence, and XEP-0199 pings after
-// Limits.PingInterval of receive silence on streams we send on (an
-// unanswered ping ends the stream with connection-timeout). When the peer
-// offers XEP-0198 on an outbound stream, acks are requested and
+// The gateway settings (Policy.Gateway, read for each new stream) bound
+// streams: StreamEstablishmentTimeout from TCP accept or connect to
+// authenticated; StreamInactivityTimeout of silence in both directions
+// (connection-timeout); ConnectionLimit streams in total and each
+// partner's Remote.ConnectionLimit for all its domains together (the
+// stream over a limit gets resource-constraint right after its header);
+// MaxStanzaBytes per stanza, advertised with XEP-0478. For a partner with
+// keepalive (Remote.KeepAlive), a stream that receives nothing,
+// whitespace included, for KeepAlive ends with connection-timeout; we
+// send whitespace keepalives (RFC 6120 §4.6.1) after KeepAlive/2 of send
+// silence and, on streams we send on, XEP-0199 pings after KeepAlive/2 of
+// receive silence (Limits.PingInterval may shorten it), so a live peer
+// always answers in time; a partner without keepalive gets none of this.
+// Limits covers the rest: element depth, queue size, dial timeout. When
+// the peer offers XEP-0198 on an outbound stream, acks are requested and
 // unacknowledged stanzas are requeued if the stream is lost. Stanza size
 // and depth limits (policy-violation) and restricted XML (RFC 6120 §11.1)
-// are enforced by the framer. Limits.MaxStreams and MaxStreamsPerDomain
-// cap concurrent streams (resource-constraint).
+// are enforced by the framer. All timers run on the Server's clock.
 //
 // # Lifecycle and observation
 //
 // Shutdown stops accepting, delivers or bounces what is queued, closes
 // every stream with </stream:stream> in both directions and waits for
 // every goroutine; Close does the same at once, bouncing what is queued.
-// Each stream's negotiated outcome (direction, peer, addresses, TLS
-// version, auth method, matched certificate identity) is logged once to
-// Server.Logger; Stats returns a snapshot.
+// Each stream's negotiated outcome (direction, peer and its partner,
+// addresses, TLS version, auth method, matched certificate identity) is
+// logged once to Server.Logger, and so is each refusal by the policy, at
+// Info with its rule (never a stanza's content); Stats returns a
+// snapshot.
 package s2s

@@ -37,7 +37,7 @@ func (e *NegotiationError) Unwrap() error { return e.Err }
 
 // ErrRefused is wrapped by the error of a stream that the policy refuses,
 // together with the *policy.Denial that says why.
-var ErrRefused = errors.New("s2s: remote domain refused by Settings")
+var ErrRefused = errors.New("s2s: remote domain refused by the policy")
 
 // ErrDialbackInvalid is wrapped by the error of a dialback request that the
 // peer (or its Authoritative Server) answered with type='invalid'
