@@ -1,8 +1,11 @@
 package dnsdisco
 
 import (
+	"errors"
+	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -253,5 +256,39 @@ func FuzzResponse(f *testing.F) {
 		}
 		// SRV extraction never panics either.
 		_, _, _ = followChain("_xmpp-server._tcp.example.", dns.TypeSRV, m.Answer)
+	})
+}
+
+// FuzzParseHostPort feeds arbitrary LookupHost arguments to its parser: it
+// never panics; what it accepts is an IP literal or a valid A-label with a
+// non-zero port, and formatting that back with net.JoinHostPort parses to
+// the same target; what it refuses wraps ErrInvalidName.
+func FuzzParseHostPort(f *testing.F) {
+	for _, s := range []string{"proxy.example.net", "proxy.example.net:15269", "192.0.2.1", "[2001:db8::1]:5270",
+		"2001:db8::1", "Bücher.Example.", "a:b:c", "host:0", "host:http", ":5269", "[::1]", "[fe80::1%eth0]:1"} {
+		f.Add(s, uint16(0))
+		f.Add(s, uint16(5270))
+	}
+	f.Fuzz(func(t *testing.T, in string, port uint16) {
+		o, err := parseHostPort(in, port)
+		if err != nil {
+			var le *LookupError
+			if !errors.As(err, &le) || !errors.Is(err, ErrInvalidName) {
+				t.Fatalf("parseHostPort(%q) error %v (%T) is not a *LookupError wrapping ErrInvalidName", in, err, err)
+			}
+			return
+		}
+		if o.Port == 0 || o.DirectTLS {
+			t.Fatalf("parseHostPort(%q, %d) = %+v", in, port, o)
+		}
+		if _, ok := parseIPLiteral(o.Host); !ok {
+			if a, err := toASCII(o.Host); err != nil || a != o.Host {
+				t.Fatalf("parseHostPort(%q) host %q is not an A-label (%v)", in, o.Host, err)
+			}
+		}
+		again, err := parseHostPort(net.JoinHostPort(o.Host, strconv.Itoa(int(o.Port))), 1)
+		if err != nil || again != o {
+			t.Fatalf("round trip of %+v: %+v, %v", o, again, err)
+		}
 	})
 }

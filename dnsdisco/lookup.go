@@ -130,23 +130,35 @@ func normOverride(t Override) (Override, error) {
 // errors are those of LookupServer for an override. An invalid host or
 // port is a *LookupError wrapping ErrInvalidName, and nothing is queried.
 func (r *Resolver) LookupHost(ctx context.Context, hostport string, port uint16) ([]Target, error) {
+	o, err := parseHostPort(hostport, port)
+	if err != nil {
+		return nil, err
+	}
+	return r.resolveCandidates(ctx, hostport, []Target{{Host: o.Host, Port: o.Port}}, false)
+}
+
+// parseHostPort splits and validates LookupHost's argument: the host (an
+// IP literal, or a name converted to its A-label) and the port (port when
+// none is given, 0 meaning 5269). Errors are *LookupError wrapping
+// ErrInvalidName.
+func parseHostPort(hostport string, port uint16) (Override, error) {
 	host := hostport
 	if _, ok := parseIPLiteral(hostport); !ok && strings.Contains(hostport, ":") {
 		h, p, err := net.SplitHostPort(hostport)
 		if err != nil {
-			return nil, &LookupError{Domain: hostport, Err: fmt.Errorf("%w: %v", ErrInvalidName, err)}
+			return Override{}, &LookupError{Domain: hostport, Err: fmt.Errorf("%w: %v", ErrInvalidName, err)}
 		}
 		n, err := strconv.ParseUint(p, 10, 16)
 		if err != nil || n == 0 {
-			return nil, &LookupError{Domain: hostport, Err: fmt.Errorf("%w: port %q is not a number from 1 to 65535", ErrInvalidName, p)}
+			return Override{}, &LookupError{Domain: hostport, Err: fmt.Errorf("%w: port %q is not a number from 1 to 65535", ErrInvalidName, p)}
 		}
 		host, port = h, uint16(n)
 	}
 	o, err := normOverride(Override{Host: host, Port: port})
 	if err != nil {
-		return nil, &LookupError{Domain: hostport, Err: err}
+		return Override{}, &LookupError{Domain: hostport, Err: err}
 	}
-	return r.resolveCandidates(ctx, hostport, []Target{{Host: o.Host, Port: o.Port}}, false)
+	return o, nil
 }
 
 // DeleteOverride removes the override for domain, if any.
