@@ -41,15 +41,15 @@ var _ Handler = HandlerFunc(nil)
 // Limits bounds the resources of a Server that the policy does not cover
 // (the policy's Gateway gives the stream and connection limits and
 // timeouts). Zero fields mean the defaults given with each field; a
-// negative value disables that limit or timer.
+// negative PingInterval or DialTimeout disables that timer.
 type Limits struct {
-	MaxDepth int // element nesting in a stanza; 0: 64
+	MaxDepth int // element nesting in a stanza; 0 (or negative): 64
 	// PingInterval caps the receive silence after which an XEP-0199 ping
 	// goes out on a stream we send on, with a partner that has keepalive:
 	// 0: half the partner's keepalive (Remote.KeepAlive); positive: at
 	// most this; negative: no pings.
 	PingInterval time.Duration
-	QueueSize    int           // stanzas queued per (local, remote) pair while connecting; 0: 10000
+	QueueSize    int           // stanzas queued per (local, remote) pair while connecting; 0 (or negative): 10000
 	DialTimeout  time.Duration // one TCP connect; 0: 10 s
 }
 
