@@ -687,3 +687,27 @@ func TestMemStore(t *testing.T) {
 		t.Error("Changed with a canceled context")
 	}
 }
+
+// TestBlockList checks Block and Unblock with exact and wildcard entries.
+func TestBlockList(t *testing.T) {
+	ctx := context.Background()
+	p, _ := newPolicy(t, &policy.Config{Partners: []policy.Partner{{Domain: "evil.org", AdditionalDomains: []string{"x.evil.org"}}, {Domain: "ok.org"}}}, nil)
+	apply(t, p, policy.Block("*.Evil.ORG", "ok.org"), policy.Block("ok.org."))
+	if got := p.Config().Gateway.Blocked; !slices.Equal(got, []string{"*.evil.org", "ok.org"}) {
+		t.Errorf("Blocked = %q", got)
+	}
+	for _, d := range []string{"evil.org", "x.evil.org", "ok.org"} {
+		_, err := p.Remote(d)
+		denial(t, err, policy.RuleBlocked)
+	}
+	apply(t, p, policy.Unblock("*.evil.org", "OK.org"))
+	for _, d := range []string{"evil.org", "x.evil.org", "ok.org"} {
+		remote(t, p, d)
+	}
+	if _, err := p.Apply(ctx, policy.ApplyOptions{}, policy.Block("*.")); len(policy.FieldErrors(err)) != 1 {
+		t.Errorf("blocking %q: %v", "*.", err)
+	}
+	if got := (policy.Secret{}).String(); got != "[empty]" {
+		t.Errorf("empty Secret prints %q", got)
+	}
+}

@@ -107,3 +107,42 @@ func TestWatchPlainStore(t *testing.T) {
 		t.Errorf("Watch returned %v", err)
 	}
 }
+
+// brokenWatcher is a MemStore whose Changed fails until ok is set.
+type brokenWatcher struct {
+	*policy.MemStore
+	ok    atomic.Bool
+	calls atomic.Int64
+}
+
+func (b *brokenWatcher) Changed(ctx context.Context) (bool, error) {
+	b.calls.Add(1)
+	if !b.ok.Load() {
+		return false, errors.New("cannot stat")
+	}
+	return b.MemStore.Changed(ctx)
+}
+
+// TestWatchWatcherError checks that a failing Watcher is logged and
+// retried, not fatal.
+func TestWatchWatcherError(t *testing.T) {
+	st := &brokenWatcher{MemStore: policy.NewMemStore(nil)}
+	p, err := policy.New(context.Background(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Watch(ctx, time.Millisecond) }()
+	for st.calls.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
+	ch := p.Changed()
+	st.Set(&policy.Config{Partners: []policy.Partner{{Domain: "w.com"}}})
+	st.ok.Store(true)
+	waitChanged(t, ch, "after the Watcher recovered")
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Watch returned %v", err)
+	}
+}
