@@ -374,9 +374,14 @@ func lineStarts(data []byte) []int {
 // pos returns the 1-based line and column (in characters) of offset.
 func (d *decoder) pos(offset int) (line, col int) {
 	offset = max(0, min(offset, len(d.data)))
+	line = d.line(offset)
+	return line, utf8.RuneCount(d.data[d.lines[line-1]:offset]) + 1
+}
+
+// line returns the 1-based line of offset.
+func (d *decoder) line(offset int) int {
 	i := sort.Search(len(d.lines), func(i int) bool { return d.lines[i] > offset }) - 1
-	i = max(i, 0)
-	return i + 1, utf8.RuneCount(d.data[d.lines[i]:offset]) + 1
+	return max(i, 0) + 1
 }
 
 // lineOf returns the line of an AST node with a source range, or def.
@@ -384,8 +389,7 @@ func (d *decoder) lineOf(n *unstable.Node, def int) int {
 	if n == nil || n.Raw.Length == 0 {
 		return def
 	}
-	l, _ := d.pos(int(n.Raw.Offset))
-	return l
+	return d.line(int(n.Raw.Offset))
 }
 
 func (d *decoder) fail(at *tnode, key string, line int, value, reason string) {
