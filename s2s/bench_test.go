@@ -40,7 +40,7 @@ func BenchmarkStreamThroughput(b *testing.B) {
 			done <- struct{}{}
 		}
 		return nil
-	})})
+	}), edit: unpaced})
 	a := h.node("a.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.QueueSize = 1 << 20 }})
 	st := chat200(b)
 	ctx := context.Background()
@@ -86,7 +86,10 @@ func BenchmarkEstablish(b *testing.B) {
 			h.node("b.example", nodeOpt{set: settings(tc.set), handler: s2s.HandlerFunc(func(context.Context, *s2s.Stanza) error {
 				got <- struct{}{}
 				return nil
-			}), edit: func(c *policy.Config) { c.Gateway.PartnerConnectionLimit = -1 }})
+			}), edit: func(c *policy.Config) {
+				unpaced(c)
+				c.Gateway.PartnerConnectionLimit = -1
+			}})
 			cert, err := h.ca.IssueDomain("a.example")
 			if err != nil {
 				b.Fatal(err)
@@ -238,3 +241,7 @@ func writeHeapProfile(b *testing.B, path string) {
 		b.Fatal(err)
 	}
 }
+
+// unpaced removes the partners' rate limit (the gateway's default is 1000
+// stanzas a second per partner), so that benchmarks measure the library.
+func unpaced(c *policy.Config) { c.Gateway.StanzasPerSecond = -1 }
