@@ -195,9 +195,10 @@ func isSitePolicy(name string) bool {
 // limiterEntry is a partner's shared rate limiter and the generation
 // whose rate it has.
 type limiterEntry struct {
-	gen atomic.Uint64
-	mu  sync.Mutex
-	lim *rate.Limiter
+	gen  atomic.Uint64
+	mu   sync.Mutex
+	lim  *rate.Limiter
+	open bool // for a domain admitted by open federation
 }
 
 // burstFor is twice the rate, at least 1.
@@ -232,9 +233,16 @@ func (e *limiterEntry) update(gen uint64, r float64) {
 	e.gen.Store(gen)
 }
 
+// maxOpenLimiters bounds the shared limiters kept for domains admitted by
+// open federation, where every domain is its own partner: a peer naming
+// ever new domains must not grow memory without bound. Beyond it, a
+// domain gets a limiter of its own per Remote.
+const maxOpenLimiters = 10000
+
 // limiter returns the shared limiter for key with rate r (nil when r is
-// negative: unlimited), creating it on first use.
-func (p *Policy) limiter(s *snapshot, key string, r float64) *rate.Limiter {
+// negative: unlimited), creating it on first use. open says key is a
+// domain admitted by open federation.
+func (p *Policy) limiter(s *snapshot, key string, r float64, open bool) *rate.Limiter {
 	if r < 0 {
 		return nil
 	}
@@ -243,9 +251,18 @@ func (p *Policy) limiter(s *snapshot, key string, r float64) *rate.Limiter {
 		e.update(s.gen, r)
 		return e.lim
 	}
-	e := &limiterEntry{lim: rate.NewLimiter(rate.Limit(r), burstFor(r))}
+	e := &limiterEntry{lim: rate.NewLimiter(rate.Limit(r), burstFor(r)), open: open}
 	e.gen.Store(s.gen)
-	v, _ := p.limiters.LoadOrStore(key, e)
+	if open {
+		if p.openLimiters.Add(1) > maxOpenLimiters {
+			p.openLimiters.Add(-1)
+			return e.lim
+		}
+	}
+	v, loaded := p.limiters.LoadOrStore(key, e)
+	if loaded && open {
+		p.openLimiters.Add(-1)
+	}
 	e = v.(*limiterEntry)
 	e.update(s.gen, r)
 	return e.lim
@@ -255,13 +272,15 @@ func (p *Policy) limiter(s *snapshot, key string, r float64) *rate.Limiter {
 // for the partners that remain, and none for the ones that went.
 func (p *Policy) refreshLimiters(s *snapshot) {
 	p.limiters.Range(func(k, v any) bool {
-		key := k.(string)
+		key, e := k.(string), v.(*limiterEntry)
 		pt, pkey, refused := s.admit(key)
-		if refused != 0 || pkey != key || s.rateFor(pt) < 0 {
-			p.limiters.Delete(key)
+		if refused != 0 || pkey != key || s.rateFor(pt) < 0 || e.open != (s.domains[key] == nil) {
+			if _, deleted := p.limiters.LoadAndDelete(key); deleted && e.open {
+				p.openLimiters.Add(-1)
+			}
 			return true
 		}
-		v.(*limiterEntry).update(s.gen, s.rateFor(pt))
+		e.update(s.gen, s.rateFor(pt))
 		return true
 	})
 }
@@ -282,7 +301,7 @@ func (p *Policy) remote(s *snapshot, domain string) (*Remote, error) {
 		Settings:        pt.Settings,
 		ConnectionLimit: s.connectionLimit(pt),
 		ProxyFQDN:       pt.ProxyFQDN,
-		Limiter:         p.limiter(s, key, s.rateFor(pt)),
+		Limiter:         p.limiter(s, key, s.rateFor(pt), s.domains[d] == nil),
 		Generation:      s.gen,
 		snap:            s,
 	}

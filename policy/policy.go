@@ -112,7 +112,8 @@ type Policy struct {
 	chMu    sync.Mutex
 	changed chan struct{} // closed at the next swap
 
-	limiters sync.Map // partner key -> *limiterEntry
+	limiters     sync.Map     // partner key -> *limiterEntry
+	openLimiters atomic.Int64 // entries in limiters for open federation
 }
 
 // New loads the configuration from store, validates it, generates and

@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -709,5 +710,48 @@ func TestBlockList(t *testing.T) {
 	}
 	if got := (policy.Secret{}).String(); got != "[empty]" {
 		t.Errorf("empty Secret prints %q", got)
+	}
+}
+
+// TestOpenFederationLimiters checks that open-federation limiters are
+// shared per domain, bounded in number, and dropped when open federation
+// ends.
+func TestOpenFederationLimiters(t *testing.T) {
+	p, _ := newPolicy(t, &policy.Config{Gateway: policy.Gateway{OpenFederation: true}}, nil)
+	first := remote(t, p, "d0.example").Limiter
+	if remote(t, p, "D0.example").Limiter != first {
+		t.Fatal("one open-federation domain got two limiters")
+	}
+	// Fill the table: 10000 shared limiters at most.
+	for i := 1; i < 10000; i++ {
+		remote(t, p, fmt.Sprintf("d%d.example", i))
+	}
+	over := "d10000.example"
+	sameLimiter := func(d string) bool {
+		a := remote(t, p, d).Limiter
+		return a == remote(t, p, d).Limiter
+	}
+	if sameLimiter(over) {
+		t.Error("a domain beyond the bound got a shared limiter")
+	}
+	if !sameLimiter("d9999.example") {
+		t.Error("a domain within the bound lost its shared limiter")
+	}
+	// Closing open federation drops them all, freeing the table.
+	g := p.Gateway()
+	g.OpenFederation = false
+	apply(t, p, policy.SetGateway(g))
+	g.OpenFederation = true
+	apply(t, p, policy.SetGateway(g))
+	if remote(t, p, "d0.example").Limiter == first {
+		t.Error("a dropped limiter came back")
+	}
+	if !sameLimiter(over) {
+		t.Error("after the table was freed, a new domain got no shared limiter")
+	}
+	// A domain that becomes a partner gets the partner's limiter.
+	apply(t, p, policy.AddPartner(policy.Partner{Domain: "d1.example", StanzasPerSecond: 3}))
+	if l := remote(t, p, "d1.example").Limiter; l.Limit() != 3 {
+		t.Errorf("partner limiter %v/s; want 3", l.Limit())
 	}
 }
