@@ -345,16 +345,26 @@ type Report struct {
 // the Store and takes it in at once: new streams use it immediately, and
 // watchers of Changed learn of it. It is atomic: when an edit, the
 // validation or the Store fails, nothing changes and the error (a
-// *FieldError for invalid values) says why. Concurrent Applies are
-// serialized.
+// *FieldError for invalid values, several joined with errors.Join; see
+// FieldErrors) says why. Concurrent Applies are serialized.
+//
+// The edits work on the configuration the Policy holds, not on a fresh
+// Load: a change made to the Store behind the Policy's back and not yet
+// taken in by Reload or Watch is overwritten. An Apply that changes
+// nothing saves nothing and keeps the generation.
 func (p *Policy) Apply(ctx context.Context, opts ApplyOptions, edits ...Edit) (*Report, error) {
 	return p.apply(ctx, opts, edits)
 }
 
 // Reload loads the Store again and takes the configuration in when it is
-// valid; an invalid one is refused (the current one stays) and returned as
-// the error.
-func (p *Policy) Reload(ctx context.Context) error { _, err := p.reload(ctx); return err }
+// valid and differs from the current one; an invalid one is refused (the
+// current one stays) and returned as the error. A loaded configuration
+// without a dialback secret keeps the current secret, so that running
+// dialback keys stay valid.
+func (p *Policy) Reload(ctx context.Context) error {
+	_, err := p.reload(ctx)
+	return err
+}
 
 // Watch reloads the configuration every interval (zero: 5 s) while the
 // Store's data changed (Watcher; a Store without it is reloaded and

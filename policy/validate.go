@@ -250,8 +250,11 @@ func (g Gateway) validate(ps *problems, strict bool) {
 	}
 	eff := g.withDefaults()
 	if eff.ConnectionLimit > 0 && eff.PartnerConnectionLimit > eff.ConnectionLimit {
-		ps.fail("partner_connection_limit", strconv.Itoa(eff.PartnerConnectionLimit),
-			fmt.Sprintf("must not exceed connection_limit (%d)", eff.ConnectionLimit))
+		reason := fmt.Sprintf("must not exceed connection_limit (%d)", eff.ConnectionLimit)
+		if g.PartnerConnectionLimit == 0 {
+			reason = fmt.Sprintf("the default (%d) exceeds connection_limit (%d): set partner_connection_limit too", DefaultPartnerConnectionLimit, eff.ConnectionLimit)
+		}
+		ps.fail("partner_connection_limit", strconv.Itoa(eff.PartnerConnectionLimit), reason)
 	}
 	if n := g.DialbackSecret.Len(); n > 0 && n < MinDialbackSecretBytes {
 		// The value is never shown.
