@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 )
 
@@ -21,10 +23,12 @@ import (
 // reader sees the old file or the new one, never a part, and a failed Save
 // leaves the old file as it was. Save writes the canonical form, so the
 // comments and layout of a hand-edited file are lost: it is called only by
-// Policy.Apply and, once, by New to persist a generated dialback secret;
-// operators who edit the file by hand and never call Apply keep their
-// comments. When Path is a symbolic link, the file it points to is
-// replaced.
+// Policy.Apply and, once, by New to persist a generated dialback secret.
+// That one case keeps the file as written: when the only difference
+// between the file and c is the secret the file lacks, Save inserts the
+// dialback_secret line under [gateway] and changes nothing else. Operators
+// who edit the file by hand and never call Apply keep their comments. When
+// Path is a symbolic link, the file it points to is replaced.
 //
 // FileStore implements Watcher: Changed stats the file and reports a
 // change when its size, modification time or identity (inode) differ from
@@ -121,6 +125,11 @@ func (s *FileStore) Save(ctx context.Context, c *Config) error {
 	path := s.Path
 	if target, err := filepath.EvalSymlinks(path); err == nil {
 		path = target
+	}
+	if old, err := os.ReadFile(path); err == nil {
+		if kept, ok := withSecret(old, c); ok {
+			data = kept
+		}
 	}
 	if err := writeAtomic(path, data, permOr(s.Perm, 0o600)); err != nil {
 		return err
@@ -229,4 +238,71 @@ func (s *FileStore) Changed(ctx context.Context) (bool, error) {
 	// that the next call is cheap again.
 	s.seen.info = fi
 	return false, nil
+}
+
+// withSecret returns old with c's dialback secret inserted under its
+// [gateway] header (or a [gateway] table appended), when old is a valid
+// file without a secret that is otherwise c, and the result reads back as
+// c; false otherwise.
+func withSecret(old []byte, c *Config) ([]byte, bool) {
+	if c == nil || c.Gateway.DialbackSecret.Len() == 0 || len(old) > MaxFileSize {
+		return nil, false
+	}
+	oc, _, err := parse(old, "", false)
+	if err != nil || oc.Gateway.DialbackSecret.Len() != 0 {
+		return nil, false
+	}
+	oc.Gateway.DialbackSecret = c.Gateway.DialbackSecret
+	if !sameConfig(oc, c) {
+		return nil, false
+	}
+	d := &decoder{data: old, lines: lineStarts(old)}
+	root := d.build()
+	if root == nil {
+		return nil, false
+	}
+	nl := "\n"
+	if bytes.Contains(old, []byte("\r\n")) {
+		nl = "\r\n"
+	}
+	line := "# The dialback secret, generated at first start and shared by every node" + nl +
+		"# reading this file (XEP-0185): keep this file private." + nl +
+		"dialback_secret = \"" + base64.StdEncoding.EncodeToString(c.Gateway.DialbackSecret.b) + "\"" + nl
+	var out []byte
+	switch g := root.get("gateway"); {
+	case g != nil && g.kind == tTable && g.def == defHeader:
+		// After the header's line.
+		at := len(old)
+		if g.line < len(d.lines) {
+			at = d.lines[g.line]
+		}
+		out = append(out, old[:at]...)
+		if at == len(old) && !bytes.HasSuffix(old, []byte("\n")) {
+			out = append(out, nl...)
+		}
+		out = append(out, line...)
+		out = append(out, old[at:]...)
+	case g == nil || g.kind == tTable && g.def == defImplicit:
+		out = append(out, old...)
+		if len(old) > 0 && !bytes.HasSuffix(old, []byte("\n")) {
+			out = append(out, nl...)
+		}
+		out = append(out, nl+"[gateway]"+nl+line...)
+	default:
+		return nil, false // an inline or dotted gateway: write it anew
+	}
+	nc, _, err := parse(out, "", false)
+	if err != nil || !sameConfig(nc, c) {
+		return nil, false
+	}
+	return out, true
+}
+
+// sameConfig reports whether a and b are the same configuration once
+// normalized (domains and policy names as New stores them).
+func sameConfig(a, b *Config) bool {
+	a, b = a.Clone(), b.Clone()
+	normalizeConfig(a)
+	normalizeConfig(b)
+	return reflect.DeepEqual(a, b)
 }

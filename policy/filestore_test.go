@@ -373,3 +373,115 @@ func ExampleFileStore() {
 	// changed after the edit: true
 	// policy.toml:4: partner[fabrikam.com].tls = "sometimes": not a negotiation value: "required", "optional" or "not-supported"
 }
+
+// TestFileStoreSecretKeepsComments: saving a generated dialback secret
+// into a hand-written file inserts one line and keeps everything else.
+func TestFileStoreSecretKeepsComments(t *testing.T) {
+	ctx := context.Background()
+	example, err := os.ReadFile("../examples/policycheck/partners.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := policy.NewSecret([]byte("0123456789abcdef0123456789ABCDEF"))
+	tests := []struct {
+		name     string
+		src      string
+		preserve bool
+	}{
+		{"example file", string(example), true},
+		{"no gateway table", "# partners only\n[[partner]]\ndomain = \"a.example\"", true},
+		{"implicit gateway", "[gateway.default_partner] # comment\ntls = \"optional\"\nsasl = \"not-supported\"\n", true},
+		{"gateway header last", "# c\n[gateway]", true},
+		{"crlf", "# windows\r\n[gateway]\r\nlog_bodies = true\r\n", true},
+		{"empty file", "", true},
+		{"not normalized", "[[partner]]\ndomain = \"Fabrikam.COM.\"\n", true},
+		{"dotted gateway", "# c\ngateway.log_bodies = true\n", false},
+		{"inline gateway", "# c\ngateway = { log_bodies = true }\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "policy.toml")
+			if err := os.WriteFile(path, []byte(tt.src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s := &policy.FileStore{Path: path}
+			c, err := s.Load(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Gateway.DialbackSecret = secret
+			if err := s.Save(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := true
+			for _, line := range strings.Split(tt.src, "\n") {
+				if !bytes.Contains(got, []byte(line)) {
+					kept = false
+				}
+			}
+			if kept != tt.preserve {
+				t.Errorf("file kept as written: %v, want %v:\n%s", kept, tt.preserve, got)
+			}
+			if n := bytes.Count(got, []byte("dialback_secret = ")); n != 1 {
+				t.Errorf("%d dialback_secret lines:\n%s", n, got)
+			}
+			back, err := s.Load(ctx)
+			if err != nil {
+				t.Fatalf("saved file does not load: %v\n%s", err, got)
+			}
+			if !bytes.Equal(back.Gateway.DialbackSecret.Bytes(), secret.Bytes()) {
+				t.Errorf("secret not saved")
+			}
+			back.Gateway.DialbackSecret = c.Gateway.DialbackSecret
+			if !reflect.DeepEqual(back, c) {
+				t.Errorf("Load after Save:\n got %+v\nwant %+v", back, c)
+			}
+		})
+	}
+}
+
+// TestNewWithFileStore: New generates the dialback secret once, writes it
+// into the file without losing the operator's comments, and a second
+// start (another node) reads the same secret.
+func TestNewWithFileStore(t *testing.T) {
+	ctx := context.Background()
+	example, err := os.ReadFile("../examples/policycheck/partners.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "policy.toml")
+	if err := os.WriteFile(path, example, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p1, err := policy.New(ctx, &policy.FileStore{Path: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(after, example[:bytes.Index(example, []byte("[gateway]"))]) ||
+		!bytes.Contains(after, []byte("# The \"Google Talk\" configuration")) {
+		t.Errorf("the operator's comments were lost:\n%s", after)
+	}
+	if len(after)-len(example) > 300 {
+		t.Errorf("more than the secret was added: %d bytes", len(after)-len(example))
+	}
+	p2, err := policy.New(ctx, &policy.FileStore{Path: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, s2 := p1.Config().Gateway.DialbackSecret, p2.Config().Gateway.DialbackSecret
+	if s1.Len() < 16 || !bytes.Equal(s1.Bytes(), s2.Bytes()) {
+		t.Errorf("the two nodes do not share one secret (%d and %d bytes)", s1.Len(), s2.Len())
+	}
+	again, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(again, after) {
+		t.Errorf("the second start rewrote the file: %v", err)
+	}
+}
