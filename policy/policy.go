@@ -98,7 +98,8 @@ type Options struct {
 // Policy is the live, validated policy of a deployment: it answers the
 // hot-path questions (may this domain federate, with which settings; may
 // this user use XMPP) from an in-memory snapshot, and applies changes to
-// its Store atomically. Its methods may be called concurrently.
+// its Store atomically. Its methods may be called concurrently. Make one
+// with New; the zero Policy is not usable.
 type Policy struct {
 	store  Store
 	dir    Directory
