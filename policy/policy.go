@@ -275,13 +275,21 @@ type Decision struct {
 }
 
 // Inbound decides a remote user's request to a local user from the
-// partner-type rules (REFERENCE §4.3, §5.6 #65-70), after CheckUser and
-// Remote: Federated and PublicVerified partners' users may subscribe
-// (auto-approved) and message without approval; PublicUnverified ones
-// only once Authorized (else a subscription is held, or denied with
-// Gateway.DenyUnverifiedSubscriptions, a message is refused with
-// forbidden, a probe gets nothing). The error is for failures of the
-// Directory or an unknown domain, not for refusals.
+// partner-type rules (REFERENCE §4.3, §5.6 #65-70), after the checks of
+// Remote (on From's domain) and CheckUser (on To), whose refusals come
+// back as a Deny Decision with their *Denial:
+//
+//   - ActSubscribe: auto-approved from Federated and PublicVerified
+//     partners, and from anyone the user has Authorized already (RFC 6121
+//     §3.1.3 pre-approval); from other PublicUnverified users it is held
+//     for the user to decide, or denied with Gateway.DenyUnverifiedSubscriptions.
+//   - ActMessage: delivered from Federated and PublicVerified partners and
+//     from Authorized senders; else denied (forbidden).
+//   - ActProbe: answered only for an Authorized watcher, whatever the
+//     partner type; else denied, and no presence goes out.
+//
+// ShareNote is set for Federated partners only. The error is for an
+// unknown Action and Directory failures, never for refusals.
 func (p *Policy) Inbound(ctx context.Context, r Request) (Decision, error) {
 	return p.inbound(ctx, r)
 }
