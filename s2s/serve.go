@@ -222,6 +222,13 @@ func registerCondition(err error) streamerr.Error {
 func (s *Server) register(st *stream) error {
 	s.start()
 	rt := s.newRunState(st)
+	r := &s.run
+	r.mu.Lock()
+	already := rt.registered
+	r.mu.Unlock()
+	if already {
+		return nil // runStream checks the policy again
+	}
 	if st.rem == nil {
 		// Never admitted (cannot happen once negotiated): refuse.
 		return &policy.Denial{Rule: policy.RuleNotPartner, Domain: st.remote}
@@ -230,7 +237,6 @@ func (s *Server) register(st *stream) error {
 		return err
 	}
 	gw := s.gateway()
-	r := &s.run
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if rt.registered {
