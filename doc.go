@@ -29,16 +29,27 @@
 //
 //   - [github.com/xmppfed/xmppfed/s2s] opens, accepts, authenticates and
 //     keeps server-to-server streams: STARTTLS and direct TLS, SASL
-//     EXTERNAL, Server Dialback with piggybacking, bidi, per-domain
-//     negotiation settings, stanza addressing checks, limits, keepalives,
-//     and the outbound pool that queues, retries and bounces.
+//     EXTERNAL, Server Dialback with piggybacking, bidi, per-partner
+//     negotiation settings from policy, stanza addressing checks, limits,
+//     keepalives, and the outbound pool that queues, retries and bounces.
 //
-// Later parts of the module add policy (partners, gateway settings,
-// per-user access), translate (XMPP to the host's model and back) and
-// federation (the server a host embeds). examples/ holds runnable
-// programs; examples/s2scheck is a diagnostic an operator runs against a
-// domain. internal/ holds the stream framer, the injectable clock and the
-// interop suite against Prosody and ejabberd.
+//   - [github.com/xmppfed/xmppfed/policy] decides who may federate and how:
+//     allowed partners (main and additional domains, partner type, the
+//     TLS × SASL × dialback matrix with its validation), gateway settings
+//     (connection limits, timers, stanza size, per-partner rate, open
+//     federation, block list, dialback secret), and per-user XMPP access
+//     (global, site and user policies, resolved through the host's
+//     directory). Its Store keeps the configuration in memory, in a
+//     human-edited TOML file, or in the host's database; changes are
+//     atomic, can be dry-run and apply without a restart. s2s enforces it
+//     on every stream.
+//
+// Later parts of the module add translate (XMPP to the host's model and
+// back) and federation (the server a host embeds). examples/ holds
+// runnable programs; examples/s2scheck is a diagnostic an operator runs
+// against a domain, examples/policycheck checks a policy file. internal/
+// holds the stream framer, the injectable clock, domain-name
+// normalization and the interop suite against Prosody and ejabberd.
 //
 // # A minimal wiring sketch
 //
