@@ -503,3 +503,49 @@ func TestPolicyPiggybackOtherPartner(t *testing.T) {
 	}
 	nothingHandled(t, b)
 }
+
+// A Server without a Policy admits no remote domain: Send refuses with
+// not_partner before any look-up, and inbound streams get
+// policy-violation.
+func TestPolicyNil(t *testing.T) {
+	h := newHarness(t)
+	a := h.node("a.example", nodeOpt{mod: func(s *s2s.Server) { s.Policy = nil }})
+	before := h.dns.Queries()
+	err := a.srv.Send(context.Background(), msg(t, "u@a.example", "v@b.example", "x"))
+	var d *policy.Denial
+	if !errors.As(err, &d) || d.Rule != policy.RuleNotPartner {
+		t.Errorf("Send = %v, want not_partner", err)
+	}
+	if q := h.dns.Queries() - before; q != 0 {
+		t.Errorf("%d DNS queries", q)
+	}
+	if got := rawHeader(t, a, "b.example", ""); !strings.Contains(got, "<policy-violation ") {
+		t.Errorf("inbound stream: %q, want policy-violation", got)
+	}
+}
+
+// A stream without 'from' names its domain in its first dialback request
+// (XEP-0220 §2.1.1): that domain is admitted like a stream header's, so a
+// non-partner gets the policy-violation stream error, before any
+// verification.
+func TestPolicyDialbackWithoutFrom(t *testing.T) {
+	h := newHarness(t)
+	b := h.node("b.example", nodeOpt{edit: closedFederation(policy.Partner{Domain: "a.example"})})
+	before := h.dns.Queries()
+	c, err := net.Dial("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := &rawPeer{t: t, conn: c}
+	p.write("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' version='1.0' to='b.example'>")
+	p.readUntil("</stream:features>")
+	p.write("<db:result from='evil.example' to='b.example'>0123456789abcdef</db:result>")
+	if got := p.readAll(); !strings.Contains(got, "<policy-violation ") || !strings.Contains(got, "not a federation partner") {
+		t.Errorf("got %q, want policy-violation", got)
+	}
+	if q := h.dns.Queries() - before; q != 0 {
+		t.Errorf("%d DNS queries: a verification was started", q)
+	}
+	nothingHandled(t, b)
+}
