@@ -249,7 +249,7 @@ func TestDotNoService(t *testing.T) {
 }
 
 // Rule 4: no SRV at all -> the domain itself on 5269, STARTTLS, AAAA first.
-func TestFallbackToDomain(t *testing.T) {
+func TestFallbackToTheDomain(t *testing.T) {
 	s, r := newServer(t)
 	s.AddHost("example.org", ip4a, ip6a)
 	ts, err := r.LookupServer(context.Background(), "example.org")
