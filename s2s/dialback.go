@@ -262,10 +262,13 @@ func (st *stream) dialbackReq(ctx context.Context, f dbFields, sync bool) error 
 	if err != nil {
 		var d *policy.Denial
 		if errors.As(err, &d) {
-			// XEP-0220 §2.4: policy-violation, "the Receiving Server is
-			// unwilling to authorize the domain because of local service
-			// policy"; the stream goes on for its other domains.
-			return errAnswer(stanza.PolicyViolation)
+			// XEP-0220 §2.4 reserves policy-violation for "TLS before
+			// dialback"; a domain our policy does not authorize on this
+			// stream (another partner's, or a refused one) gets
+			// not-authorized: the Receiving Server's policy requires a
+			// proof of authorization the Initiating Server cannot give.
+			// A dialback error; the stream goes on for its other domains.
+			return errAnswer(stanza.NotAuthorized)
 		}
 		return err // the stream's first domain was refused: it is closed
 	}

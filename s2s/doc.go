@@ -45,7 +45,7 @@
 //     *policy.Denial (errors.As; its StanzaError, service-unavailable, is
 //     for the sender). A domain added to a stream by dialback piggybacking
 //     must belong to the stream's partner (Remote.SamePartner), else the
-//     request gets a dialback error (XEP-0220 §2.4, policy-violation).
+//     request gets a dialback error (XEP-0220 §2.4, not-authorized).
 //   - Negotiation: the partner's Settings, through Settings.Effective
 //     (SASL required acts as optional unless TLS is required), decide
 //     STARTTLS, SASL EXTERNAL and dialback in both directions, best first:

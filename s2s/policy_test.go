@@ -482,7 +482,7 @@ func TestPolicyLiveChange(t *testing.T) {
 
 // REFERENCE §5.3 #37: on a stream from a.example, a dialback request for
 // a domain of another partner is refused with a dialback error
-// (XEP-0220 §2.4, policy-violation), the pair is not added, and the stream
+// (XEP-0220 §2.4, not-authorized), the pair is not added, and the stream
 // goes on for its own domain.
 func TestPolicyPiggybackOtherPartner(t *testing.T) {
 	h := newHarness(t)
@@ -490,8 +490,8 @@ func TestPolicyPiggybackOtherPartner(t *testing.T) {
 	p := h.rawPeer("a.example", b)
 	p.write("<db:result from='c.example' to='b.example'>0123456789abcdef</db:result>")
 	got := p.readUntil("</db:result>")
-	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "<policy-violation ") {
-		t.Errorf("answer %q, want a dialback error with policy-violation", got)
+	if !strings.Contains(got, "type='error'") || !strings.Contains(got, "<not-authorized ") {
+		t.Errorf("answer %q, want a dialback error with not-authorized", got)
 	}
 	p.write("<message from='u@a.example' to='v@b.example' id='own'/>")
 	if st := recv(t, b.got, "message from the stream's own domain"); st.ID != "own" {
