@@ -43,6 +43,7 @@ type outPair struct {
 	used     time.Time   // last Send for this pair
 	timer    clock.Timer // pending attempt (minRetry wait or background retry)
 	dead     bool        // pruned from the pool: look the pair up again
+	admitted uint64      // Policy generation p.remote was last admitted in (0: none)
 	mu       sync.Mutex
 }
 
@@ -133,12 +134,6 @@ func (s *Server) send(ctx context.Context, st *Stanza, checkUser bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The policy first, on every stanza (it is an in-memory look-up): a
-	// refused domain never reaches the pool, DNS or the network.
-	if _, err := s.remote(st.dstDomain); err != nil {
-		s.refused(ctx, "outbound stanza", st.dstDomain, err)
-		return err
-	}
 	if checkUser && s.Policy != nil && st.From.Localpart() != "" {
 		// REFERENCE §5.6 #59: a user without XMPP access sends nothing.
 		if err := s.Policy.CheckUser(ctx, st.From.Bare()); err != nil {
@@ -152,6 +147,19 @@ func (s *Server) send(ctx context.Context, st *Stanza, checkUser bool) error {
 		return err
 	}
 	defer op.mu.Unlock()
+	// The policy on every stanza: a refused domain never gets a stream,
+	// a DNS query or a connection, nor anything queued. The pair remembers
+	// the configuration generation its domain was last admitted in, so
+	// the look-up is repeated only after a change.
+	if gen := s.generation(); gen == 0 || op.admitted != gen {
+		if _, err := s.remote(p.remote); err != nil {
+			op.admitted = 0
+			s.prune(op)
+			s.refused(ctx, "outbound stanza", p.remote, err)
+			return err
+		}
+		op.admitted = gen
+	}
 	op.used = s.clock.Now()
 	if op.st != nil && len(op.queue) == 0 {
 		if op.st.enqueue(outItem{raw: st.raw, stz: st}) {

@@ -181,6 +181,15 @@ func (s *Server) gateway() policy.Gateway {
 	return s.Policy.Gateway()
 }
 
+// generation is the Policy's configuration generation (0 without a
+// Policy).
+func (s *Server) generation() uint64 {
+	if s.Policy == nil {
+		return 0
+	}
+	return s.Policy.Generation()
+}
+
 // secret returns the current dialback secret (XEP-0185), read anew for
 // every key so that a changed secret applies at once.
 func (s *Server) secret() []byte {
