@@ -292,6 +292,7 @@ func TestDenial(t *testing.T) {
 		{policy.Denial{Rule: policy.RuleNoXMPPAccess, User: "u@example.com"}, "no_xmpp_access", stanza.Cancel, stanza.ServiceUnavailable},
 		{policy.Denial{Rule: policy.RuleUnsupportedHome, User: "u@example.com"}, "unsupported_home", stanza.Cancel, stanza.ServiceUnavailable},
 		{policy.Denial{Rule: policy.RuleNotAuthorized, User: "u@example.com", Domain: "x.com"}, "not_authorized", stanza.Auth, stanza.Forbidden},
+		{policy.Denial{Rule: policy.RuleOtherPartner, Domain: "y.com", Partner: "x.com"}, "other_partner", stanza.Cancel, stanza.ServiceUnavailable},
 		{policy.Denial{Rule: 99}, "rule_99", stanza.Cancel, stanza.ServiceUnavailable},
 	} {
 		if got := tc.d.Rule.String(); got != tc.name {

@@ -436,6 +436,8 @@ func (r Rule) name() string {
 		return "unsupported_home"
 	case RuleNotAuthorized:
 		return "not_authorized"
+	case RuleOtherPartner:
+		return "other_partner"
 	}
 	return fmt.Sprintf("rule_%d", uint8(r))
 }
@@ -459,6 +461,8 @@ func (d *Denial) text() string {
 		return fmt.Sprintf("policy: user %q is homed where XMPP federation is not available", d.User)
 	case RuleNotAuthorized:
 		return fmt.Sprintf("policy: user %q has not authorized the sender at public-unverified domain %q", d.User, d.Domain)
+	case RuleOtherPartner:
+		return fmt.Sprintf("policy: domain %q does not belong to partner %q, so it cannot share its stream", d.Domain, d.Partner)
 	}
 	return "policy: refused (" + d.Rule.String() + ")"
 }

@@ -307,6 +307,7 @@ const (
 	RuleNoXMPPAccess                       // the user's effective policy says no
 	RuleUnsupportedHome                    // the user's home cannot federate
 	RuleNotAuthorized                      // PublicUnverified sender the user has not authorized
+	RuleOtherPartner                       // a piggybacked domain of another partner than the stream's
 )
 
 // String returns the rule's name in snake case ("not_partner"), fit for a
@@ -319,6 +320,9 @@ type Denial struct {
 	Rule   Rule
 	Domain string // the remote domain concerned, if any
 	User   string // the local user concerned, if any (bare JID)
+	// Partner is, for RuleOtherPartner, the partner (main domain, or the
+	// domain itself under open federation) the stream belongs to.
+	Partner string
 }
 
 // Error describes the refusal.

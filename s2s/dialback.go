@@ -375,7 +375,11 @@ func (s *Server) piggybackSettings(first, remote string) (policy.Settings, error
 		return policy.Settings{}, err
 	}
 	if !cur.SamePartner(remote) {
-		return policy.Settings{}, &policy.Denial{Rule: policy.RuleNotPartner, Domain: remote}
+		pt := cur.Partner
+		if pt == "" {
+			pt = cur.Domain // open federation: a domain is its own partner
+		}
+		return policy.Settings{}, &policy.Denial{Rule: policy.RuleOtherPartner, Domain: remote, Partner: pt}
 	}
 	return rem.Settings.Effective(), nil
 }
