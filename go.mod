@@ -21,4 +21,5 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/tools v0.51.0 // indirect
 	mellium.im/reader v0.1.0 // indirect
+	pgregory.net/rapid v1.3.0 // indirect
 )
