@@ -145,22 +145,7 @@ const (
 	Both                             // each sees the other
 )
 
-// String returns RFC 6121's name for the state ("None + Pending Out").
-func (s SubState) String() string { panic("translate: skeleton") }
-
-// Outbound returns the state after the local user sends a (RFC 6121
-// Appendix A.2 and A.3, user's server processing an outbound stanza), and
-// whether the stanza goes out to the contact.
-func (s SubState) Outbound(a SubscriptionAction) (next SubState, send bool) {
-	panic("translate: skeleton")
-}
-
-// Inbound returns the state after a arrives from the contact (RFC 6121
-// Appendix A.2 and A.3, contact's server processing an inbound stanza), and
-// whether it is delivered to the local user.
-func (s SubState) Inbound(a SubscriptionAction) (next SubState, deliver bool) {
-	panic("translate: skeleton")
-}
+// String, Outbound, Inbound and AutoReply are in substate.go.
 
 // SeesContact reports whether the local user receives the contact's
 // presence (To, ToPendingIn, Both).
