@@ -233,39 +233,7 @@ type Translator struct {
 	Logger    *slog.Logger
 	LogBodies bool
 
-	_ [0]func() // state to come
+	st state // run-time state (translator.go)
 }
 
-// Inbound translates one stanza a remote server sent to a local user or
-// domain and acts on it: delivers to the Host what the rules allow,
-// updates subscription states, answers probes. It returns the stanzas to
-// send back (error replies, subscribed/unsubscribed answers, presence for
-// a probe), each ready for s2s.ParseStanza. It returns an error only when
-// it cannot even build a reply (raw is not a stanza at all).
-func (t *Translator) Inbound(ctx context.Context, raw []byte) (out [][]byte, err error) {
-	panic("translate: skeleton")
-}
-
-// Outbound translates what a local user sends: an IM, a presence update
-// (broadcast to every authorized watcher whose subscription is fresh, with
-// the note only for Federated partners), a subscription request or answer
-// (state machine), and returns the stanzas to send. An error (a
-// *policy.Denial, ErrMalformedAddress, a field error) means nothing is
-// sent.
-func (t *Translator) Outbound(ctx context.Context, v Stanza) (out [][]byte, err error) {
-	panic("translate: skeleton")
-}
-
-// StreamDown tells the Translator that federation with a remote domain is
-// lost: every contact at that domain whose presence the host was told is
-// reported Unknown (not Offline, REFERENCE §5.8 #91).
-func (t *Translator) StreamDown(ctx context.Context, domain string) error {
-	panic("translate: skeleton")
-}
-
-// StreamUp tells the Translator that federation with a remote domain is
-// back; it returns the presence probes to send for every local user's
-// contact there.
-func (t *Translator) StreamUp(ctx context.Context, domain string) (out [][]byte, err error) {
-	panic("translate: skeleton")
-}
+// Inbound, Outbound, StreamDown and StreamUp are in translator.go.

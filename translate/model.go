@@ -200,6 +200,11 @@ type Subscription struct {
 	From, To jid.JID
 	ID       string
 	Action   SubscriptionAction
+	// AutoApproved marks a Subscribe the Translator has already approved
+	// for the local user (Federated and PublicVerified partners, REFERENCE
+	// §5.6 #65, #66): the host is told, and need not answer. It is never
+	// sent on the wire.
+	AutoApproved bool
 }
 
 // Probe is a presence probe (RFC 6121 §4.3): the From user's server asks
