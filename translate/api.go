@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
-	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppfed/xmppfed/policy"
 )
@@ -16,47 +15,10 @@ import (
 
 // ---- The codec: XMPP <-> internal values (plain functions) ----
 
-// Decode turns one jabber:server stanza (raw XML, as s2s.Stanza.Raw gives
-// it) into an internal value, using pm for presence (nil: the default
-// table, NewPresenceTable). It never panics. Its error is a stanza.Error
-// to answer the sender with (RFC 6120 §8.3) — groupchat gets
-// service-unavailable, MUC invitations (XEP-0045, XEP-0249), Jingle
-// (XEP-0166), file transfer (XEP-0096/0234) and HTTP upload offers get
-// feature-not-implemented, a malformed address jid-malformed, anything
-// else that is not an IM, chat state, receipt, presence, subscription or
-// probe service-unavailable — or ErrIgnore for a stanza that is dropped on
-// purpose without an answer (a headline message, an error stanza; log
-// it). Use ErrorReply to build the answer.
-func Decode(raw []byte, pm PresenceMapper) (Stanza, error) { panic("translate: skeleton") }
-
 // ErrIgnore is returned by Decode for a stanza that is deliberately not
 // translated and not answered (REFERENCE §5.7 #74: headline messages;
 // error stanzas, which are never answered).
 var ErrIgnore = errors.New("translate: stanza ignored")
-
-// Encode turns an internal value into one jabber:server stanza (XML, with
-// from and to set, ready for s2s.ParseStanza), using pm for presence (nil:
-// the default table). shareNote says whether a presence's personal note
-// may go out (Federated partners only, REFERENCE §4.5); without it the
-// note is replaced by the table's generic label, if any. Errors name the
-// field that cannot be encoded (an empty To, a ChatState out of range...).
-func Encode(v Stanza, pm PresenceMapper, shareNote bool) ([]byte, error) {
-	panic("translate: skeleton")
-}
-
-// ErrorReply returns the error reply (RFC 6120 §8.3) to the stanza raw,
-// with condition e: from and to swapped, same id, type='error'. It
-// refuses to answer an error stanza (ErrIgnore).
-func ErrorReply(raw []byte, e stanza.Error) ([]byte, error) { panic("translate: skeleton") }
-
-// StanzaError returns the stanza error that reports err to a remote
-// sender: a stanza.Error as it is; a value with a StanzaError() method
-// (such as *policy.Denial) through it; ErrUnknownUser ->
-// service-unavailable; ErrOffline -> recipient-unavailable; ErrTooLarge
-// -> policy-violation; ErrMalformedAddress -> jid-malformed;
-// context errors -> remote-server-timeout; anything else ->
-// internal-server-error (its text never leaves the server).
-func StanzaError(err error) stanza.Error { panic("translate: skeleton") }
 
 // Host errors that map to defined stanza errors (REFERENCE §5.7 #81, #82,
 // #77). Hosts may wrap them.
@@ -74,11 +36,6 @@ var (
 	// (jid-malformed).
 	ErrMalformedAddress = errors.New("translate: malformed address")
 )
-
-// ParseAddress parses and normalizes a JID (RFC 7622 PRECIS profiles, as
-// mellium.im/xmpp/jid does); a malformed one is an error wrapping
-// ErrMalformedAddress.
-func ParseAddress(s string) (jid.JID, error) { panic("translate: skeleton") }
 
 // ---- Presence mapping (REFERENCE §4.5) ----
 
@@ -103,26 +60,6 @@ type PresenceMapper interface {
 	ToXMPP(a Availability, note string, shareNote bool) (unavailable bool, show Show, status string)
 	// FromXMPP returns the availability and note for a received presence.
 	FromXMPP(unavailable bool, show Show, status string) (a Availability, note string)
-}
-
-// PresenceTable is the default PresenceMapper (REFERENCE §4.5), and a
-// table a caller can change row by row. Its round trip is stable: for
-// every Availability a, ToXMPP(FromXMPP(ToXMPP(a))) == ToXMPP(a).
-type PresenceTable struct {
-	_ [0]func() // rows to come
-}
-
-// NewPresenceTable returns the default table of REFERENCE §4.5.
-func NewPresenceTable() *PresenceTable { panic("translate: skeleton") }
-
-// ToXMPP implements PresenceMapper.
-func (t *PresenceTable) ToXMPP(a Availability, note string, shareNote bool) (bool, Show, string) {
-	panic("translate: skeleton")
-}
-
-// FromXMPP implements PresenceMapper.
-func (t *PresenceTable) FromXMPP(unavailable bool, show Show, status string) (Availability, string) {
-	panic("translate: skeleton")
 }
 
 // ---- Subscription states (RFC 6121 §3, Appendix A) ----

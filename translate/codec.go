@@ -1,0 +1,938 @@
+package translate
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/xml"
+	"errors"
+	htmlstd "html"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+)
+
+// Namespaces the codec reads and writes.
+const (
+	nsServer      = "jabber:server"                          // RFC 6120 §4.8.3
+	nsXML         = "http://www.w3.org/XML/1998/namespace"   // xml:lang
+	nsChatStates  = "http://jabber.org/protocol/chatstates"  // XEP-0085
+	nsReceipts    = "urn:xmpp:receipts"                      // XEP-0184
+	nsDelay       = "urn:xmpp:delay"                         // XEP-0203
+	nsCorrect     = "urn:xmpp:message-correct:0"             // XEP-0308
+	nsIdle        = "urn:xmpp:idle:1"                        // XEP-0319
+	nsMUCUser     = "http://jabber.org/protocol/muc#user"    // XEP-0045
+	nsConference  = "jabber:x:conference"                    // XEP-0249
+	nsJingle      = "urn:xmpp:jingle:1"                      // XEP-0166 (and XEP-0234 over it)
+	nsJingleMsg   = "urn:xmpp:jingle-message:0"              // XEP-0353
+	nsSI          = "http://jabber.org/protocol/si"          // XEP-0095/0096
+	nsBytestreams = "http://jabber.org/protocol/bytestreams" // XEP-0065
+	nsIBB         = "http://jabber.org/protocol/ibb"         // XEP-0047
+	nsOOB         = "jabber:x:oob"                           // XEP-0066 (HTTP upload offers)
+	nsIQOOB       = "jabber:iq:oob"                          // XEP-0066
+)
+
+// maxDepth is the deepest element nesting Decode reads; the stanza is
+// depth 1.
+const maxDepth = 64
+
+// imOnly is the text of the answer to a message with nothing to deliver.
+const imOnly = "Only instant messages, chat states (XEP-0085) and delivery receipts (XEP-0184) are supported"
+
+// node is one parsed element: its name, attributes, direct text and
+// child elements.
+type node struct {
+	name   xml.Name
+	attr   []xml.Attr
+	text   strings.Builder
+	kids   []*node
+	hasSub bool // an element inside some text-only child (set on the parent)
+}
+
+// get returns the value of the attribute local (no namespace).
+func (n *node) get(local string) (string, bool) {
+	for _, a := range n.attr {
+		if a.Name.Space == "" && a.Name.Local == local {
+			return a.Value, true
+		}
+	}
+	return "", false
+}
+
+// lang returns the element's own xml:lang.
+func (n *node) lang() (string, bool) {
+	for _, a := range n.attr {
+		if a.Name.Space == nsXML && a.Name.Local == "lang" {
+			return a.Value, true
+		}
+	}
+	return "", false
+}
+
+// parseStanza reads raw as exactly one element (whitespace around it
+// allowed), at most maxDepth deep, with no comment, processing
+// instruction or directive (RFC 6120 §11.1).
+func parseStanza(raw []byte) (*node, error) {
+	d := xml.NewDecoder(bytes.NewReader(raw))
+	d.Strict = true
+	start, err := firstStart(d)
+	if err != nil {
+		return nil, badRequest("Not an XML stanza: %v", err)
+	}
+	root := &node{name: start.Name, attr: start.Attr}
+	stack := []*node{root}
+	for len(stack) > 0 {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return nil, badRequest("The <%s/> element is not closed", root.name.Local)
+		}
+		if err != nil {
+			return nil, badRequest("The stanza is not well-formed XML: %v", err)
+		}
+		top := stack[len(stack)-1]
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if len(stack) >= maxDepth {
+				return nil, badRequest("The stanza nests elements deeper than %d", maxDepth)
+			}
+			n := &node{name: t.Name, attr: t.Attr}
+			top.kids = append(top.kids, n)
+			stack = append(stack, n)
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+		case xml.CharData:
+			top.text.Write(t)
+		default:
+			return nil, badRequest("The stanza holds a %T, which XMPP does not allow (RFC 6120 §11.1)", tok)
+		}
+	}
+	if !trailingSpace(d) {
+		return nil, badRequest("Data follows the stanza")
+	}
+	return root, nil
+}
+
+// decoder holds what Decode knows about the stanza being read.
+type decoder struct {
+	root     *node
+	ns       string // the stanza's namespace: "" (inherited) or jabber:server
+	from, to jid.JID
+	id       string
+	lang     string // the stanza's xml:lang
+}
+
+// Decode turns one jabber:server stanza (raw XML, as s2s.Stanza.Raw gives
+// it) into an internal value, using pm for presence (nil: the default
+// table, NewPresenceTable). It never panics. Its error is a stanza.Error
+// to answer the sender with (RFC 6120 §8.3) — groupchat gets
+// service-unavailable, MUC invitations (XEP-0045, XEP-0249), Jingle
+// (XEP-0166), file transfer (XEP-0096/0234) and HTTP upload offers get
+// feature-not-implemented, a malformed address jid-malformed, anything
+// else that is not an IM, chat state, receipt, presence, subscription or
+// probe service-unavailable — or ErrIgnore for a stanza that is dropped on
+// purpose without an answer (a headline message, an error stanza; log
+// it). Use ErrorReply to build the answer.
+//
+// The package documentation lists every rule. A stanza that is not one
+// XML element at all is a bad-request too, though ErrorReply cannot
+// answer it.
+func Decode(raw []byte, pm PresenceMapper) (Stanza, error) {
+	if pm == nil {
+		pm = NewPresenceTable()
+	}
+	root, err := parseStanza(raw)
+	if err != nil {
+		return nil, err
+	}
+	ns := root.name.Space
+	if ns != "" && ns != nsServer {
+		return nil, badRequest("The stanza is in namespace %s, not %s", quote(ns), nsServer)
+	}
+	typ, _ := root.get("type")
+	// RFC 6120 §8.3.1: an error stanza is never answered.
+	if typ == "error" {
+		return nil, ErrIgnore
+	}
+	switch root.name.Local {
+	case "message":
+		// REFERENCE §5.7 #74: headline messages are dropped (and RFC 6121
+		// §8.5.3.2.1 has the server ignore them when no resource matches).
+		if typ == "headline" {
+			return nil, ErrIgnore
+		}
+	case "iq":
+		// RFC 6120 §8.2.3: a result is never answered.
+		if typ == "result" {
+			return nil, ErrIgnore
+		}
+	case "presence":
+	default:
+		return nil, badRequest("<%s/> is not a message, presence or iq stanza", root.name.Local)
+	}
+	dec := &decoder{root: root, ns: ns}
+	if err := dec.header(); err != nil {
+		return nil, err
+	}
+	switch root.name.Local {
+	case "message":
+		return dec.message(typ)
+	case "presence":
+		return dec.presence(typ, pm)
+	}
+	return nil, dec.iq(typ)
+}
+
+// header reads the stanza's from, to, id and xml:lang.
+func (d *decoder) header() error {
+	for _, f := range [...]struct {
+		name string
+		dst  *jid.JID
+	}{{"from", &d.from}, {"to", &d.to}} {
+		v, ok := d.root.get(f.name)
+		if !ok {
+			// RFC 6120 §8.1.1.1, §8.1.2.1: both are required between
+			// servers.
+			return badRequest("The stanza has no '%s' address", f.name)
+		}
+		j, err := jid.Parse(v)
+		if err != nil {
+			// RFC 6120 §8.3.3.8, RFC 7622.
+			return stanzaErr(stanza.Modify, stanza.JIDMalformed, "The '%s' address %s is not a valid JID: %v", f.name, quote(v), err)
+		}
+		*f.dst = j
+	}
+	d.id, _ = d.root.get("id")
+	if err := checkText(d.id); err != nil {
+		return badRequest("The id attribute %v", err)
+	}
+	if l, ok := d.root.lang(); ok {
+		if err := checkLang(l); err != nil {
+			return badRequest("The stanza's xml:lang %v", err)
+		}
+		d.lang = l
+	}
+	return nil
+}
+
+// is reports whether n is the element local in the stanza's namespace.
+func (d *decoder) is(n *node, local string) bool {
+	return n.name.Local == local && (n.name.Space == d.ns || n.name.Space == nsServer)
+}
+
+// textOf returns the text of a text-only element, or bad-request.
+func textOf(n *node) (string, error) {
+	if len(n.kids) > 0 {
+		return "", badRequest("The <%s/> element must hold text only", n.name.Local)
+	}
+	return n.text.String(), nil
+}
+
+// pick chooses among the elements named local (body, subject, status) the
+// first with no xml:lang or the stanza's, else the first (RFC 6121
+// §5.2.3, §4.7.2.2: one per language), and returns its text and effective
+// language (inherited from the stanza).
+func (d *decoder) pick(local string) (text, lang string, found bool, err error) {
+	var chosen *node
+	for _, k := range d.root.kids {
+		if !d.is(k, local) {
+			continue
+		}
+		l, has := k.lang()
+		if chosen == nil {
+			chosen = k
+		}
+		if !has || strings.EqualFold(l, d.lang) {
+			chosen = k
+			break
+		}
+	}
+	if chosen == nil {
+		return "", d.lang, false, nil
+	}
+	text, err = textOf(chosen)
+	if err != nil {
+		return "", "", false, err
+	}
+	lang = d.lang
+	if l, has := chosen.lang(); has {
+		if err := checkLang(l); err != nil {
+			return "", "", false, badRequest("The xml:lang of <%s/> %v", local, err)
+		}
+		lang = l
+	}
+	return text, lang, true, nil
+}
+
+// message decodes a message of type typ (not error or headline).
+func (d *decoder) message(typ string) (Stanza, error) {
+	m := &Message{From: d.from, To: d.to, ID: d.id}
+	switch typ {
+	case "chat":
+		m.Type = Chat
+	case "groupchat":
+		// REFERENCE §5.7 #74 and §4.1: conversations stay one-to-one.
+		return nil, unavailable("Group chat messages are not supported: conversations with this server are one-to-one")
+	default:
+		// RFC 6121 §5.2.2: no type, and an unknown type, are normal.
+		m.Type = Normal
+	}
+	// What is refused whatever else the message holds (REFERENCE §5.7
+	// #79, #80).
+	for _, k := range d.root.kids {
+		switch k.name.Space {
+		case nsMUCUser:
+			for _, g := range k.kids {
+				if g.name.Space == nsMUCUser && g.name.Local == "invite" {
+					return nil, notImplemented("Group chat invitations (XEP-0045) are not supported")
+				}
+			}
+		case nsConference:
+			return nil, notImplemented("Group chat invitations (XEP-0249) are not supported")
+		case nsJingleMsg:
+			return nil, notImplemented("Calls and Jingle sessions (XEP-0353, XEP-0166) are not supported")
+		case nsOOB:
+			return nil, notImplemented("File offers (XEP-0066, HTTP upload) are not supported")
+		}
+	}
+	var err error
+	// The body's language, else the stanza's (RFC 6120 §8.1.5, inherited).
+	if m.Body, m.Lang, _, err = d.pick("body"); err != nil {
+		return nil, err
+	}
+	if m.Subject, _, _, err = d.pick("subject"); err != nil {
+		return nil, err
+	}
+	var haveDelay, haveThread bool
+	for _, k := range d.root.kids {
+		switch {
+		case d.is(k, "thread"):
+			t, err := textOf(k)
+			if err != nil {
+				return nil, err
+			}
+			if !haveThread {
+				m.Thread, haveThread = t, true
+			}
+		case k.name.Space == nsChatStates:
+			// XEP-0085: one chat state per message.
+			if m.ChatState != NoChatState {
+				return nil, badRequest("The message carries more than one chat state (XEP-0085)")
+			}
+			if m.ChatState = chatState(k.name.Local); m.ChatState == NoChatState {
+				return nil, badRequest("<%s/> is not an XEP-0085 chat state", k.name.Local)
+			}
+		case k.name.Space == nsReceipts && k.name.Local == "request":
+			m.RequestReceipt = true
+		case k.name.Space == nsReceipts && k.name.Local == "received":
+			id, _ := k.get("id")
+			if id == "" {
+				return nil, badRequest("The XEP-0184 receipt has no id")
+			}
+			m.ReceiptFor = id
+		case k.name.Space == nsDelay && k.name.Local == "delay":
+			stamp, _ := k.get("stamp")
+			t, err := parseStamp(stamp)
+			if err != nil {
+				return nil, badRequest("The XEP-0203 delay stamp %s is not an XEP-0082 date-time", quote(stamp))
+			}
+			if !haveDelay {
+				m.Delay, haveDelay = t, true
+			}
+		case k.name.Space == nsCorrect && k.name.Local == "replace":
+			id, _ := k.get("id")
+			if id == "" {
+				return nil, badRequest("The XEP-0308 correction has no id")
+			}
+			m.Replaces = id
+		}
+	}
+	for _, f := range [...]struct{ name, v string }{
+		{"body", m.Body}, {"subject", m.Subject}, {"thread", m.Thread},
+		{"receipt id", m.ReceiptFor}, {"correction id", m.Replaces},
+	} {
+		if err := checkText(f.v); err != nil {
+			return nil, badRequest("The message's %s %v", f.name, err)
+		}
+	}
+	// RFC 6121 §8.5.3.2.1 has the server deliver or store a message for an
+	// existing user; with nothing a host can show, the sender learns it
+	// was not delivered instead of the message vanishing.
+	if m.Body == "" && m.ChatState == NoChatState && m.ReceiptFor == "" {
+		return nil, notImplemented(imOnly)
+	}
+	return m, nil
+}
+
+// chatState returns the XEP-0085 state named local, or NoChatState.
+func chatState(local string) ChatState {
+	for c := Active; c <= Gone; c++ {
+		if c.String() == local {
+			return c
+		}
+	}
+	return NoChatState
+}
+
+// presence decodes a presence of type typ (not error).
+func (d *decoder) presence(typ string, pm PresenceMapper) (Stanza, error) {
+	var action SubscriptionAction
+	switch typ {
+	case "", "unavailable":
+	case "probe":
+		// RFC 6121 §4.3: a probe is between bare JIDs.
+		return &Probe{From: d.from.Bare(), To: d.to.Bare(), ID: d.id}, nil
+	case "subscribe":
+		action = Subscribe
+	case "subscribed":
+		action = Subscribed
+	case "unsubscribe":
+		action = Unsubscribe
+	case "unsubscribed":
+		action = Unsubscribed
+	default:
+		// RFC 6121 §4.7.1: the type is one of these.
+		return nil, badRequest("Presence type %s is not defined by RFC 6121", quote(typ))
+	}
+	if action != 0 {
+		// RFC 6121 §3.1.2: subscriptions are between bare JIDs.
+		return &Subscription{From: d.from.Bare(), To: d.to.Bare(), ID: d.id, Action: action}, nil
+	}
+	unavail := typ == "unavailable"
+	p := &Presence{From: d.from, To: d.to}
+	var show Show
+	var seenShow, seenPriority, seenIdle bool
+	for _, k := range d.root.kids {
+		switch {
+		case d.is(k, "show"):
+			// RFC 6121 §4.7.2.1: at most one, one of four values.
+			if seenShow {
+				return nil, badRequest("The presence has more than one <show/>")
+			}
+			seenShow = true
+			v, err := textOf(k)
+			if err != nil {
+				return nil, err
+			}
+			show = Show(strings.TrimSpace(v))
+			if show == ShowNone || showIndex(show) < 0 {
+				return nil, badRequest("<show/> value %s is not chat, away, xa or dnd (RFC 6121 §4.7.2.1)", quote(v))
+			}
+		case d.is(k, "priority"):
+			// RFC 6121 §4.7.2.3: at most one, -128 to 127.
+			if seenPriority {
+				return nil, badRequest("The presence has more than one <priority/>")
+			}
+			seenPriority = true
+			v, err := textOf(k)
+			if err != nil {
+				return nil, err
+			}
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 8)
+			if err != nil {
+				return nil, badRequest("<priority/> %s is not an integer from -128 to 127 (RFC 6121 §4.7.2.3)", quote(v))
+			}
+			p.Priority = int8(n)
+		case k.name.Space == nsIdle && k.name.Local == "idle":
+			since, _ := k.get("since")
+			t, err := parseStamp(since)
+			if err != nil {
+				return nil, badRequest("The XEP-0319 idle since %s is not an XEP-0082 date-time", quote(since))
+			}
+			if !seenIdle && !unavail {
+				p.IdleSince, seenIdle = t, true
+			}
+		}
+	}
+	status, lang, _, err := d.pick("status")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkText(status); err != nil {
+		return nil, badRequest("The presence's status %v", err)
+	}
+	p.Lang = lang
+	p.Availability, p.Note = pm.FromXMPP(unavail, show, status)
+	if !unavail && !p.IdleSince.IsZero() && p.Availability != Idle {
+		// XEP-0319: an idle presence with the show the table gives Idle,
+		// and no label that picks another state, is Idle.
+		iu, ishow, _ := pm.ToXMPP(Idle, "", false)
+		if plain, _ := pm.FromXMPP(false, show, ""); !iu && ishow == show && p.Availability == plain {
+			p.Availability = Idle
+		}
+	}
+	return p, nil
+}
+
+// iq decodes an iq of type typ (not error or result): users of the host
+// have no XMPP resources to answer one.
+func (d *decoder) iq(typ string) error {
+	if typ != "get" && typ != "set" {
+		return badRequest("iq type %s is not get, set, result or error (RFC 6120 §8.2.3)", quote(typ))
+	}
+	if d.id == "" {
+		return badRequest("The iq has no id (RFC 6120 §8.2.3)")
+	}
+	if len(d.root.kids) != 1 {
+		return badRequest("An iq get or set holds exactly one child element (RFC 6120 §8.2.3)")
+	}
+	switch d.root.kids[0].name.Space {
+	case nsJingle:
+		return notImplemented("Calls, Jingle sessions and Jingle file transfer (XEP-0166, XEP-0234) are not supported")
+	case nsSI, nsBytestreams, nsIBB, nsIQOOB:
+		return notImplemented("File transfer (XEP-0096, XEP-0065, XEP-0047, XEP-0066) is not supported")
+	}
+	// RFC 6121 §8.5.3.2.3 (full JID, no such resource) and RFC 6120 §8.4
+	// (bare JID, a namespace the server does not support).
+	return unavailable("The recipient does not answer iq requests of this kind")
+}
+
+// parseStamp parses an XEP-0082 DateTime (CCYY-MM-DDThh:mm:ss[.sss]TZD)
+// and returns it in UTC.
+func parseStamp(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("empty")
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	t = t.UTC()
+	if t.Year() > 9999 {
+		return time.Time{}, errors.New("year out of range")
+	}
+	return t, nil
+}
+
+// formatStamp formats t as an XEP-0082 DateTime in UTC, with fractional
+// seconds only when they are not zero (XEP-0203 §3: UTC).
+func formatStamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.999999999Z")
+}
+
+// checkText returns an error when s is not valid UTF-8 or holds a
+// character XML 1.0 does not allow (§2.2 Char).
+func checkText(s string) error {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return errors.New("is not valid UTF-8")
+			}
+		}
+		if !xmlChar(r) {
+			return errors.New("holds " + strconv.QuoteRune(r) + ", which XML does not allow")
+		}
+	}
+	return nil
+}
+
+// xmlChar reports whether r is an XML 1.0 Char.
+func xmlChar(r rune) bool {
+	return r == 0x09 || r == 0x0A || r == 0x0D ||
+		(r >= 0x20 && r <= 0xD7FF) || (r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF)
+}
+
+// checkLang returns an error unless l is "" or has the shape of a BCP 47
+// language tag (subtags of 1 to 8 letters or digits joined by hyphens).
+func checkLang(l string) error {
+	if l == "" {
+		return nil
+	}
+	for sub := range strings.SplitSeq(l, "-") {
+		if len(sub) == 0 || len(sub) > 8 {
+			return errors.New(quote(l) + " is not a language tag")
+		}
+		for i := 0; i < len(sub); i++ {
+			c := sub[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+				return errors.New(quote(l) + " is not a language tag")
+			}
+		}
+	}
+	return nil
+}
+
+// ---- Encode ----
+
+// encoder writes one stanza with encoding/xml, which escapes all text.
+type encoder struct {
+	b   bytes.Buffer
+	e   *xml.Encoder
+	err error
+}
+
+func newEncoder() *encoder {
+	w := &encoder{}
+	w.e = xml.NewEncoder(&w.b)
+	return w
+}
+
+// token encodes t, keeping the first error.
+func (w *encoder) token(t xml.Token) {
+	if w.err == nil {
+		w.err = w.e.EncodeToken(t)
+	}
+}
+
+// elem writes <local xmlns=space attrs…>text</local>.
+func (w *encoder) elem(space, local, text string, attrs ...xml.Attr) {
+	start := xml.StartElement{Name: xml.Name{Space: space, Local: local}, Attr: attrs}
+	w.token(start)
+	if text != "" {
+		w.token(xml.CharData(text))
+	}
+	w.token(start.End())
+}
+
+// bytes finishes the stanza.
+func (w *encoder) bytes() ([]byte, error) {
+	if w.err == nil {
+		w.err = w.e.Flush()
+	}
+	if w.err != nil {
+		return nil, w.err
+	}
+	return w.b.Bytes(), nil
+}
+
+// attr is an attribute without namespace.
+func attr(local, value string) xml.Attr { return xml.Attr{Name: xml.Name{Local: local}, Value: value} }
+
+// stanzaStart is the start tag of a jabber:server stanza.
+func stanzaStart(kind string, from, to jid.JID, id, typ, lang string) xml.StartElement {
+	attrs := []xml.Attr{attr("xmlns", nsServer), attr("from", from.String()), attr("to", to.String())}
+	if id != "" {
+		attrs = append(attrs, attr("id", id))
+	}
+	if typ != "" {
+		attrs = append(attrs, attr("type", typ))
+	}
+	if lang != "" {
+		attrs = append(attrs, xml.Attr{Name: xml.Name{Space: nsXML, Local: "lang"}, Value: lang})
+	}
+	return xml.StartElement{Name: xml.Name{Local: kind}, Attr: attrs}
+}
+
+// Encode turns an internal value into one jabber:server stanza (XML, with
+// from and to set, ready for s2s.ParseStanza), using pm for presence (nil:
+// the default table). shareNote says whether a presence's personal note
+// may go out (Federated partners only, REFERENCE §4.5); without it the
+// note is replaced by the table's generic label, if any. Errors name the
+// field that cannot be encoded (an empty To, a ChatState out of range...):
+// they are *FieldError.
+//
+// A Message, Subscription or Probe with no ID gets a random one; so that
+// the stanza can be answered. Text is escaped by encoding/xml; text that
+// XML cannot carry (invalid UTF-8, control characters) is an error, never
+// replaced. The package documentation lists what each field becomes.
+func Encode(v Stanza, pm PresenceMapper, shareNote bool) ([]byte, error) {
+	if pm == nil {
+		pm = NewPresenceTable()
+	}
+	switch v := v.(type) {
+	case *Message:
+		if v != nil {
+			return encodeMessage(v)
+		}
+	case *Presence:
+		if v != nil {
+			return encodePresence(v, pm, shareNote)
+		}
+	case *Subscription:
+		if v != nil {
+			return encodeSubscription(v)
+		}
+	case *Probe:
+		if v != nil {
+			return encodeProbe(v)
+		}
+	}
+	return nil, errors.New("translate: Encode: no value (nil)")
+}
+
+// checkAddrs checks that From and To are set.
+func checkAddrs(typ string, from, to jid.JID) error {
+	if from.Equal(jid.JID{}) || from.Domainpart() == "" {
+		return &FieldError{typ, "From", "empty"}
+	}
+	if to.Equal(jid.JID{}) || to.Domainpart() == "" {
+		return &FieldError{typ, "To", "empty"}
+	}
+	return nil
+}
+
+// checkFields checks each named text field.
+func checkFields(typ string, fields ...[2]string) error {
+	for _, f := range fields {
+		if err := checkText(f[1]); err != nil {
+			return &FieldError{typ, f[0], err.Error()}
+		}
+	}
+	return nil
+}
+
+// checkTime checks that t can be written as an XEP-0082 DateTime.
+func checkTime(typ, field string, t time.Time) error {
+	if t.IsZero() {
+		return nil
+	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return &FieldError{typ, field, "year " + strconv.Itoa(y) + " cannot be written as an XEP-0082 date-time"}
+	}
+	return nil
+}
+
+// newID returns a random stanza id.
+func newID() string { return rand.Text() }
+
+func encodeMessage(m *Message) ([]byte, error) {
+	const typ = "Message"
+	if err := checkAddrs(typ, m.From, m.To); err != nil {
+		return nil, err
+	}
+	var mtype string
+	switch m.Type {
+	case Chat, Normal:
+		mtype = m.Type.String()
+	default:
+		return nil, &FieldError{typ, "Type", m.Type.String() + " is neither Chat nor Normal"}
+	}
+	if m.ChatState > Gone {
+		return nil, &FieldError{typ, "ChatState", m.ChatState.String() + " is out of range"}
+	}
+	if err := checkFields(typ, [2]string{"ID", m.ID}, [2]string{"Body", m.Body}, [2]string{"Subject", m.Subject},
+		[2]string{"Thread", m.Thread}, [2]string{"ReceiptFor", m.ReceiptFor}, [2]string{"Replaces", m.Replaces}); err != nil {
+		return nil, err
+	}
+	if err := checkLang(m.Lang); err != nil {
+		return nil, &FieldError{typ, "Lang", err.Error()}
+	}
+	if err := checkTime(typ, "Delay", m.Delay); err != nil {
+		return nil, err
+	}
+	if m.Body == "" && m.ChatState == NoChatState && m.ReceiptFor == "" {
+		return nil, &FieldError{typ, "Body", "empty, and no ChatState or ReceiptFor: nothing to send"}
+	}
+	id := m.ID
+	if id == "" {
+		id = newID()
+	}
+	w := newEncoder()
+	start := stanzaStart("message", m.From, m.To, id, mtype, m.Lang)
+	w.token(start)
+	if m.Subject != "" {
+		w.elem("", "subject", m.Subject)
+	}
+	if m.Body != "" {
+		w.elem("", "body", m.Body)
+	}
+	if m.Thread != "" {
+		w.elem("", "thread", m.Thread)
+	}
+	if m.ChatState != NoChatState {
+		w.elem(nsChatStates, m.ChatState.String(), "")
+	}
+	if m.RequestReceipt {
+		w.elem(nsReceipts, "request", "")
+	}
+	if m.ReceiptFor != "" {
+		w.elem(nsReceipts, "received", "", attr("id", m.ReceiptFor))
+	}
+	if !m.Delay.IsZero() {
+		w.elem(nsDelay, "delay", "", attr("stamp", formatStamp(m.Delay)))
+	}
+	if m.Replaces != "" {
+		w.elem(nsCorrect, "replace", "", attr("id", m.Replaces))
+	}
+	w.token(start.End())
+	return w.bytes()
+}
+
+func encodePresence(p *Presence, pm PresenceMapper, shareNote bool) ([]byte, error) {
+	const typ = "Presence"
+	if err := checkAddrs(typ, p.From, p.To); err != nil {
+		return nil, err
+	}
+	switch {
+	case p.Availability == Unknown:
+		return nil, &FieldError{typ, "Availability", "unknown: there is no presence to send"}
+	case p.Availability > Offline:
+		return nil, &FieldError{typ, "Availability", p.Availability.String() + " is out of range"}
+	}
+	if err := checkFields(typ, [2]string{"Note", p.Note}); err != nil {
+		return nil, err
+	}
+	if err := checkLang(p.Lang); err != nil {
+		return nil, &FieldError{typ, "Lang", err.Error()}
+	}
+	if err := checkTime(typ, "IdleSince", p.IdleSince); err != nil {
+		return nil, err
+	}
+	unavail, show, status := pm.ToXMPP(p.Availability, p.Note, shareNote)
+	if i := showIndex(show); i < 0 || (unavail && show != ShowNone) {
+		return nil, &FieldError{typ, "Availability", "the PresenceMapper gives show " + quote(string(show)) + " for " + p.Availability.String()}
+	}
+	if err := checkText(status); err != nil {
+		return nil, &FieldError{typ, "Note", "the status text " + err.Error()}
+	}
+	ptype := ""
+	if unavail {
+		ptype = "unavailable"
+	}
+	w := newEncoder()
+	start := stanzaStart("presence", p.From, p.To, "", ptype, p.Lang)
+	w.token(start)
+	if show != ShowNone {
+		w.elem("", "show", string(show))
+	}
+	if status != "" {
+		w.elem("", "status", status)
+	}
+	if p.Priority != 0 {
+		w.elem("", "priority", strconv.Itoa(int(p.Priority)))
+	}
+	if !unavail && !p.IdleSince.IsZero() {
+		w.elem(nsIdle, "idle", "", attr("since", formatStamp(p.IdleSince)))
+	}
+	w.token(start.End())
+	return w.bytes()
+}
+
+func encodeSubscription(s *Subscription) ([]byte, error) {
+	const typ = "Subscription"
+	if err := checkAddrs(typ, s.From, s.To); err != nil {
+		return nil, err
+	}
+	if s.Action < Subscribe || s.Action > Unsubscribed {
+		return nil, &FieldError{typ, "Action", s.Action.String() + " is out of range"}
+	}
+	if err := checkFields(typ, [2]string{"ID", s.ID}); err != nil {
+		return nil, err
+	}
+	id := s.ID
+	if id == "" {
+		id = newID()
+	}
+	// RFC 6121 §3.1.1-§3.1.2: the request goes to the contact's bare JID,
+	// stamped with the user's bare JID.
+	w := newEncoder()
+	start := stanzaStart("presence", s.From.Bare(), s.To.Bare(), id, s.Action.String(), "")
+	w.token(start)
+	w.token(start.End())
+	return w.bytes()
+}
+
+func encodeProbe(p *Probe) ([]byte, error) {
+	const typ = "Probe"
+	if err := checkAddrs(typ, p.From, p.To); err != nil {
+		return nil, err
+	}
+	if err := checkFields(typ, [2]string{"ID", p.ID}); err != nil {
+		return nil, err
+	}
+	id := p.ID
+	if id == "" {
+		id = newID()
+	}
+	// RFC 6121 §4.3.1: probes are sent from and to bare JIDs.
+	w := newEncoder()
+	start := stanzaStart("presence", p.From.Bare(), p.To.Bare(), id, "probe", "")
+	w.token(start)
+	w.token(start.End())
+	return w.bytes()
+}
+
+// PlainText reduces HTML, as some hosts write message bodies, to the plain
+// text an XMPP body carries (REFERENCE §5.7 #75): tags are dropped, <br>,
+// <hr> and the end of a paragraph, div, list item, table row or heading
+// become a line break, character references are decoded, and the contents
+// of <script>, <style> and comments are dropped. All other whitespace is
+// kept as it is. It does not check that html is well formed, and never
+// fails. RTF bodies are out of scope: a host with RTF converts them
+// itself.
+func PlainText(html string) string {
+	var b strings.Builder
+	skipTo := "" // "script" or "style": drop text up to its end tag
+	for i := 0; i < len(html); {
+		if html[i] != '<' {
+			j := strings.IndexByte(html[i:], '<')
+			if j < 0 {
+				j = len(html) - i
+			}
+			if skipTo == "" {
+				b.WriteString(htmlstd.UnescapeString(html[i : i+j]))
+			}
+			i += j
+			continue
+		}
+		rest := html[i+1:]
+		if strings.HasPrefix(rest, "!--") {
+			end := strings.Index(rest[3:], "-->")
+			if end < 0 {
+				break
+			}
+			i += 1 + 3 + end + 3
+			continue
+		}
+		if rest == "" || !(isASCIILetter(rest[0]) || rest[0] == '/' || rest[0] == '!' || rest[0] == '?') {
+			// A '<' that starts no tag is text.
+			if skipTo == "" {
+				b.WriteByte('<')
+			}
+			i++
+			continue
+		}
+		n, name, closing := scanTag(rest)
+		i += 1 + n
+		switch {
+		case skipTo != "":
+			if closing && name == skipTo {
+				skipTo = ""
+			}
+		case (name == "script" || name == "style") && !closing:
+			skipTo = name
+		case name == "br" || (name == "hr" && !closing),
+			closing && (name == "p" || name == "div" || name == "li" || name == "tr" ||
+				len(name) == 2 && name[0] == 'h' && name[1] >= '1' && name[1] <= '6'):
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// scanTag reads a tag after its '<': it returns the bytes up to and with
+// the closing '>' (all of s when there is none), the tag's lower-case
+// name and whether it is an end tag. Quoted attribute values may hold
+// '>'.
+func scanTag(s string) (n int, name string, closing bool) {
+	i := 0
+	if i < len(s) && s[i] == '/' {
+		closing = true
+		i++
+	}
+	j := i
+	for j < len(s) && (isASCIILetter(s[j]) || s[j] >= '0' && s[j] <= '9') {
+		j++
+	}
+	name = strings.ToLower(s[i:j])
+	var q byte
+	for ; j < len(s); j++ {
+		switch c := s[j]; {
+		case q != 0:
+			if c == q {
+				q = 0
+			}
+		case c == '"' || c == '\'':
+			q = c
+		case c == '>':
+			return j + 1, name, closing
+		}
+	}
+	return len(s), name, closing
+}
+
+// isASCIILetter reports whether c is an ASCII letter.
+func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
