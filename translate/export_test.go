@@ -24,3 +24,6 @@ func Sizes(t *Translator) (convs, refreshed, locks int) {
 	defer t.st.mu.Unlock()
 	return t.st.convs.len(), t.st.refreshed.len(), len(t.st.locks)
 }
+
+// Rank is the aggregation's availability order (lower is more available).
+func Rank(a Availability) int { return availabilityRank(a) }

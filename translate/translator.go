@@ -39,6 +39,9 @@ var (
 	errNoHost   = errors.New("translate: Translator.Host is nil")
 	errNoRoster = errors.New("translate: Translator.Roster is nil")
 	errNoGate   = errors.New("translate: Translator.Gate is nil")
+	// errInternal stands for a failure whose text must not leave the
+	// server: StanzaError makes it internal-server-error.
+	errInternal = errors.New("translate: internal failure")
 )
 
 // pairKey names a (local user, remote contact) pair by their bare JIDs.
@@ -276,7 +279,7 @@ func (t *Translator) bounce(raw []byte, e stanza.Error) ([][]byte, error) {
 // must not see, and bounces raw with internal-server-error (STYLE §2.10).
 func (t *Translator) internal(ctx context.Context, raw []byte, what string, err error) ([][]byte, error) {
 	t.log().LogAttrs(ctx, slog.LevelWarn, "translate: "+what+" failed", slog.Any("err", err))
-	return t.bounce(raw, stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError})
+	return t.bounce(raw, StanzaError(errInternal))
 }
 
 // refusal returns the stanza error for a Deny decision.
