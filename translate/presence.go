@@ -221,9 +221,11 @@ func (t *PresenceTable) Clone() *PresenceTable {
 // every state's round trip is stable: for each a from Available to
 // Offline, with an empty note and with the note shared or not, the
 // presence ToXMPP gives, read back by FromXMPP and sent again by ToXMPP,
-// is the same presence. The default table is stable; a changed one may
-// not be (two states with the same show and label, or a show that comes
-// back as a state with another show).
+// is the same presence. The default table is stable (and gives every
+// state back as it was); a changed one may not be, when a state goes out
+// with a show that comes back as a state sent with another show. Two
+// states with the same show and label are stable on the wire, but only
+// the lower one comes back.
 func (t *PresenceTable) Stable() error {
 	for a := Available; a <= Offline; a++ {
 		for _, share := range [...]bool{false, true} {
