@@ -130,12 +130,6 @@ func (t *Translator) ready() error {
 	return nil
 }
 
-func (t *Translator) now() time.Time {
-	t.st.mu.Lock()
-	defer t.st.mu.Unlock()
-	return t.st.clock.Now()
-}
-
 func (t *Translator) log() *slog.Logger {
 	if t.Logger == nil {
 		return slog.New(slog.DiscardHandler)
