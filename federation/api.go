@@ -3,10 +3,8 @@ package federation
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -106,40 +104,8 @@ type Server struct {
 	// contains secrets and message bodies: never in production.
 	DebugWriter io.Writer
 
-	_ [0]func() // state to come
+	run state // run-time state (server.go)
 }
-
-// ErrServerClosed is returned by Serve, ListenAndServe and Send after
-// Shutdown or Close.
-var ErrServerClosed = errors.New("federation: server closed")
-
-// Serve accepts inbound streams on l (STARTTLS style, port 5269) until
-// Shutdown or Close (then ErrServerClosed).
-func (s *Server) Serve(l net.Listener) error { panic("federation: skeleton") }
-
-// ServeDirectTLS is Serve for a direct TLS listener (XEP-0368, port 5270).
-func (s *Server) ServeDirectTLS(l net.Listener) error { panic("federation: skeleton") }
-
-// ListenAndServe listens on addr ("" means ":5269") and calls Serve.
-func (s *Server) ListenAndServe(addr string) error { panic("federation: skeleton") }
-
-// Send hands an outbound value from a local user to the XMPP world: an IM
-// (*translate.Message), a presence update (*translate.Presence, broadcast
-// to authorized watchers when To is empty), a subscription request or
-// answer (*translate.Subscription) or a probe. It returns once the policy
-// allowed it and the outbound pool took every resulting stanza (or with
-// the refusal: a *policy.Denial, a translate error); a later failure goes
-// to Backend.Bounce. ctx bounds only the call.
-func (s *Server) Send(ctx context.Context, v translate.Stanza) error { panic("federation: skeleton") }
-
-// Shutdown stops accepting, delivers or bounces (to Backend.Bounce) every
-// queued stanza, ends every stream with </stream:stream> and waits for
-// every goroutine; when ctx ends first it calls Close and returns ctx's
-// error.
-func (s *Server) Shutdown(ctx context.Context) error { panic("federation: skeleton") }
-
-// Close stops at once, bouncing what is queued.
-func (s *Server) Close() error { panic("federation: skeleton") }
 
 // Stats is the health snapshot (REFERENCE §5.9 #97).
 type Stats struct {
@@ -151,9 +117,6 @@ type Stats struct {
 	// ConnectionLimit is the gateway's total limit in use.
 	ConnectionLimit int
 }
-
-// Stats returns the health snapshot.
-func (s *Server) Stats() Stats { panic("federation: skeleton") }
 
 // Stage is one step of a Check or SelfTest.
 type Stage struct {

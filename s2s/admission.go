@@ -61,6 +61,7 @@ func (s *Server) recheck() {
 		op.mu.Lock()
 		q := op.queue
 		op.queue = nil
+		s.run.queued.Add(-int64(len(q)))
 		if op.timer != nil && !op.dialing {
 			op.timer.Stop()
 		}

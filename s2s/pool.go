@@ -172,6 +172,7 @@ func (s *Server) send(ctx context.Context, st *Stanza, checkUser bool) error {
 			Text: map[string]string{"": fmt.Sprintf("%d stanzas already queued for %s (Limits.QueueSize)", len(op.queue), p.remote)}}
 	}
 	op.queue = append(op.queue, st)
+	s.run.queued.Add(1)
 	s.kick(op)
 	return nil
 }
@@ -221,6 +222,7 @@ func (s *Server) flush(op *outPair, st *stream) bool {
 	if !st.enqueue(items...) {
 		return false
 	}
+	s.run.queued.Add(-int64(len(op.queue)))
 	clear(op.queue)
 	op.queue = op.queue[:0]
 	return true
@@ -282,6 +284,7 @@ func (s *Server) attempt(op *outPair) {
 		op.failures++
 		bounced = op.queue
 		op.queue = nil
+		s.run.queued.Add(-int64(len(bounced)))
 		if s.run.ctx.Err() == nil && !s.isClosed() {
 			op.timer = s.clock.AfterFunc(s.backoff(op.failures), func() { s.retry(op, true) })
 		}
@@ -291,6 +294,7 @@ func (s *Server) attempt(op *outPair) {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "s2s outbound stream failed",
 			slog.String("local", op.p.local), slog.String("remote", op.p.remote),
 			slog.Int("bounced", len(bounced)), slog.Any("err", err))
+		s.failedEvent(Outbound, op.p.local, op.p.remote, err)
 		s.bounce(bounced, bounceError(op.p.remote, err))
 	}
 	s.notifyPool()
@@ -426,6 +430,7 @@ func (s *Server) bounceAll(why error) {
 		op.mu.Lock()
 		q := op.queue
 		op.queue = nil
+		s.run.queued.Add(-int64(len(q)))
 		if op.timer != nil {
 			op.timer.Stop()
 		}
@@ -457,6 +462,7 @@ func (s *Server) streamLost(st *stream, back []*Stanza, err error) {
 		if b := byPair[op.p]; len(b) > 0 {
 			delete(byPair, op.p)
 			op.queue = append(b, op.queue...)
+			s.run.queued.Add(int64(len(b)))
 			if !closed {
 				s.kick(op)
 			}

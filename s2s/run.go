@@ -320,6 +320,7 @@ func (s *Server) runStream(st *stream) error {
 	rt.bytesIn = st.r.LastActivity() // negotiation bytes are not traffic
 	rt.mu.Unlock()
 	s.logNegotiated(st)
+	s.streamEvent(StreamEstablished, st, nil)
 	st.r.SetBufferPool(&s.run.bufs)
 	st.w.SetBufferPool(&s.run.bufs)
 	rt.mu.Lock()
@@ -908,6 +909,7 @@ func (s *Server) endStream(st *stream, err error) {
 	s.unregister(st)
 	s.logClosed(st, err)
 	s.streamLost(st, back, err)
+	s.streamEvent(StreamClosed, st, err)
 	close(rt.done)
 }
 

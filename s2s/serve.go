@@ -8,6 +8,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	streamerr "mellium.im/xmpp/stream"
@@ -46,6 +47,8 @@ type serverState struct {
 	poolc      chan struct{}       // signalled when the pool changes
 	rand       func(n int64) int64 // jitter source
 	bufs       wire.BufferPool     // read/write buffers of established streams
+	failures   map[string]failure  // last failed attempt per remote domain (LastFailure)
+	queued     atomic.Int64        // stanzas in the pairs' queues (Queued)
 }
 
 // start initialises the Server (defaults, then the running state) once.
@@ -61,6 +64,7 @@ func (s *Server) start() {
 		r.pairs = make(map[pair]*outPair)
 		r.pings = make(map[string]*stream)
 		r.dials = make(map[string]int)
+		r.failures = make(map[string]failure)
 		r.shutdown = make(chan struct{})
 		r.poolc = make(chan struct{}, 1)
 		if r.rand == nil {
@@ -168,6 +172,7 @@ func (s *Server) serveConn(conn net.Conn, directTLS bool) {
 		_ = conn.Close()
 		s.log.LogAttrs(r.ctx, slog.LevelInfo, "s2s inbound negotiation failed",
 			slog.String("remote_addr", conn.RemoteAddr().String()), slog.Any("err", err))
+		s.failedEvent(Inbound, "", "", err)
 		return
 	}
 	if err := s.register(st); err != nil {
@@ -178,6 +183,7 @@ func (s *Server) serveConn(conn net.Conn, directTLS bool) {
 		}
 		_ = st.conn.Close()
 		st.closeNeg(err)
+		s.failedEvent(Inbound, st.local, st.remote, err)
 		return
 	}
 	_ = s.runStream(st)

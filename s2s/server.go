@@ -120,6 +120,11 @@ type Server struct {
 	// directions. It contains everything, dialback keys and message bodies
 	// included: never enable it in production.
 	DebugWriter io.Writer
+	// StreamEvent, if set, is called when a stream is established, when
+	// an established stream closes and when one fails to open or to be
+	// accepted. It is called without locks held, from the stream's
+	// goroutine, in order for one stream: it must not block.
+	StreamEvent func(ev StreamEvent)
 
 	clock clock.Clock // nil: the real clock; tests set a fake one
 
