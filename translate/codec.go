@@ -75,7 +75,8 @@ func (n *node) lang() (string, bool) {
 
 // parseStanza reads raw as exactly one element (whitespace around it
 // allowed), at most maxDepth deep, with no comment, processing
-// instruction or directive (RFC 6120 §11.1).
+// instruction or directive (RFC 6120 §11.1). On an error after the start
+// tag, it still returns the root, with its attributes.
 func parseStanza(raw []byte) (*node, error) {
 	d := xml.NewDecoder(bytes.NewReader(raw))
 	d.Strict = true
@@ -88,16 +89,16 @@ func parseStanza(raw []byte) (*node, error) {
 	for len(stack) > 0 {
 		tok, err := d.Token()
 		if err == io.EOF {
-			return nil, badRequest("The <%s/> element is not closed", root.name.Local)
+			return root, badRequest("The <%s/> element is not closed", root.name.Local)
 		}
 		if err != nil {
-			return nil, badRequest("The stanza is not well-formed XML: %v", err)
+			return root, badRequest("The stanza is not well-formed XML: %v", err)
 		}
 		top := stack[len(stack)-1]
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if len(stack) >= maxDepth {
-				return nil, badRequest("The stanza nests elements deeper than %d", maxDepth)
+				return root, badRequest("The stanza nests elements deeper than %d", maxDepth)
 			}
 			n := &node{name: t.Name, attr: t.Attr}
 			top.kids = append(top.kids, n)
@@ -107,11 +108,11 @@ func parseStanza(raw []byte) (*node, error) {
 		case xml.CharData:
 			top.text.Write(t)
 		default:
-			return nil, badRequest("The stanza holds a %T, which XMPP does not allow (RFC 6120 §11.1)", tok)
+			return root, badRequest("The stanza holds a %T, which XMPP does not allow (RFC 6120 §11.1)", tok)
 		}
 	}
 	if !trailingSpace(d) {
-		return nil, badRequest("Data follows the stanza")
+		return root, badRequest("Data follows the stanza")
 	}
 	return root, nil
 }
@@ -145,17 +146,21 @@ func Decode(raw []byte, pm PresenceMapper) (Stanza, error) {
 		pm = NewPresenceTable()
 	}
 	root, err := parseStanza(raw)
+	if root == nil {
+		return nil, err
+	}
+	typ, _ := root.get("type")
+	// RFC 6120 §8.3.1: an error stanza is never answered, even a broken
+	// one; §8.2.3: nor is an iq result.
+	if typ == "error" || (typ == "result" && root.name.Local == "iq") {
+		return nil, ErrIgnore
+	}
 	if err != nil {
 		return nil, err
 	}
 	ns := root.name.Space
 	if ns != "" && ns != nsServer {
 		return nil, badRequest("The stanza is in namespace %s, not %s", quote(ns), nsServer)
-	}
-	typ, _ := root.get("type")
-	// RFC 6120 §8.3.1: an error stanza is never answered.
-	if typ == "error" {
-		return nil, ErrIgnore
 	}
 	switch root.name.Local {
 	case "message":
@@ -164,12 +169,7 @@ func Decode(raw []byte, pm PresenceMapper) (Stanza, error) {
 		if typ == "headline" {
 			return nil, ErrIgnore
 		}
-	case "iq":
-		// RFC 6120 §8.2.3: a result is never answered.
-		if typ == "result" {
-			return nil, ErrIgnore
-		}
-	case "presence":
+	case "iq", "presence":
 	default:
 		return nil, badRequest("<%s/> is not a message, presence or iq stanza", root.name.Local)
 	}
@@ -456,9 +456,10 @@ func (d *decoder) presence(typ string, pm PresenceMapper) (Stanza, error) {
 	}
 	p.Lang = lang
 	p.Availability, p.Note = pm.FromXMPP(unavail, show, status)
-	if !unavail && !p.IdleSince.IsZero() && p.Availability != Idle {
+	labelled := status != "" && p.Note == "" // the status picked a state
+	if !unavail && !p.IdleSince.IsZero() && p.Availability != Idle && !labelled {
 		// XEP-0319: an idle presence with the show the table gives Idle,
-		// and no label that picks another state, is Idle.
+		// and no label that picks a state, is Idle.
 		iu, ishow, _ := pm.ToXMPP(Idle, "", false)
 		if plain, _ := pm.FromXMPP(false, show, ""); !iu && ishow == show && p.Availability == plain {
 			p.Availability = Idle
@@ -501,7 +502,7 @@ func parseStamp(s string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	t = t.UTC()
-	if t.Year() > 9999 {
+	if y := t.Year(); y < 0 || y > 9999 {
 		return time.Time{}, errors.New("year out of range")
 	}
 	return t, nil
