@@ -716,6 +716,8 @@ func (t *Translator) encode(v Stanza) ([][]byte, error) {
 //     subscription is fresh (REFERENCE §5.5 #54) and whom the Gate lets
 //     see the user (a probe request, authorized: a watcher the Gate denies
 //     is skipped), with the note only when the Gate says ShareNote (#89).
+//     A watcher not heard from since the Translator was first used counts
+//     as refreshed at that first use.
 //     Offline goes to every watcher the Gate allows, fresh or not, so
 //     that none is left showing the user available (#90). A presence with
 //     a To is directed presence to that address only (RFC 6121 §4.6).

@@ -479,6 +479,10 @@ func TestMessageStranger(t *testing.T) {
 			t.Errorf("message from %v answered %q", from, out)
 		}
 	}
+	// uma asking to see bob does not make her authorized: bob has not
+	// expressed any intent (None + Pending In).
+	r.setState(t, bob, unvU, translate.NonePendingIn)
+	wantError(t, r.in(t, msg(unvU, "m4")), "forbidden")
 	r.setState(t, bob, unvU, translate.NonePendingOut) // bob asked to see uma
 	if out := r.in(t, msg(unvU, "m3")); len(out) != 0 {
 		t.Errorf("authorized message answered %q", out)
@@ -721,6 +725,9 @@ func TestSubscriptionFlow(t *testing.T) {
 	if _, pres, subs := r.host.seen(); len(subs) != 1 || subs[0].Action != translate.Unsubscribe || len(pres) != 0 {
 		t.Errorf("host told %+v %+v", subs, pres)
 	}
+	if _, refreshed, _ := translate.Sizes(r.tr); refreshed != 0 {
+		t.Errorf("%d refresh entries kept for a watcher that left", refreshed)
+	}
 	// Alice cancels bob's subscription: host told, and alice shows
 	// Offline (RFC 6121 §3.2.3).
 	r.host.reset()
@@ -815,6 +822,31 @@ func TestOfflineBroadcast(t *testing.T) {
 		if !got[w.String()] {
 			t.Errorf("%v got no unavailable", w)
 		}
+	}
+}
+
+// TestBroadcastPolicyChange checks that a watcher the policy no longer
+// admits (partner removed, federation off) gets no presence, not even
+// Offline.
+func TestBroadcastPolicyChange(t *testing.T) {
+	r := newRig(t, policy.Gateway{})
+	gate := r.tr.Gate.(*policy.Policy)
+	r.setState(t, bob, fedU, translate.From)
+	r.setState(t, bob, verU, translate.From)
+	if _, err := gate.Apply(context.Background(), policy.ApplyOptions{}, policy.RemovePartner("ver.example")); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []translate.Availability{translate.Available, translate.Offline} {
+		out := r.out(t, &translate.Presence{From: bob, Availability: a})
+		if len(out) != 1 || parse(t, out[0]).To != fedU.String() {
+			t.Errorf("%v after removing ver.example: %q; want alice only", a, out)
+		}
+	}
+	if _, err := gate.Apply(context.Background(), policy.ApplyOptions{}, policy.SetGateway(policy.Gateway{DisableFederation: true})); err != nil {
+		t.Fatal(err)
+	}
+	if out := r.out(t, &translate.Presence{From: bob, Availability: translate.Available}); len(out) != 0 {
+		t.Errorf("with federation off: %q", out)
 	}
 }
 
@@ -962,6 +994,30 @@ func TestAggregation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestResourceBound checks that a contact with more than 64 resources
+// keeps the 64 heard from last: the oldest is forgotten, and the
+// aggregate follows.
+func TestResourceBound(t *testing.T) {
+	r := newRig(t, policy.Gateway{})
+	r.setState(t, bob, fedU, translate.To)
+	send := func(res string, a translate.Availability, prio int8) {
+		r.in(t, enc(t, &translate.Presence{From: full(t, fedU, res), To: bob, Availability: a, Priority: prio}))
+	}
+	send("first", translate.Available, 10)
+	for i := range 63 {
+		send(fmt.Sprintf("r%d", i), translate.Away, 0)
+	}
+	_, pres, _ := r.host.seen()
+	if last := pres[len(pres)-1]; last.Availability != translate.Available || last.Priority != 10 {
+		t.Fatalf("with 64 resources: %+v; want the first one's presence", last)
+	}
+	send("r63", translate.Away, 0) // the 65th: "first" is forgotten
+	_, pres, _ = r.host.seen()
+	if last := pres[len(pres)-1]; last.Availability != translate.Away || last.Priority != 0 {
+		t.Errorf("with 65 resources: %+v; want Away (the oldest forgotten)", last)
 	}
 }
 
