@@ -125,30 +125,44 @@ func (s *Server) handleDomain(ctx context.Context, st *s2s.Stanza) error {
 // namespace with a request we do not serve (a set, a node) gets
 // feature-not-implemented or item-not-found.
 func (s *Server) domainIQ(ctx context.Context, st *s2s.Stanza) error {
-	child, node, err := iqChild(st)
+	reply, err := s.domainAnswer(st)
 	if err != nil {
 		return err
+	}
+	if err := s.run.s2s.Send(ctx, reply); err != nil {
+		s.run.log.LogAttrs(ctx, slog.LevelDebug, "federation: iq result not sent",
+			slog.String("to", st.From.String()), slog.Any("err", err))
+	}
+	return nil
+}
+
+// domainAnswer returns the result to an iq get or set to one of our
+// domains, or the stanza.Error to answer it with.
+func (s *Server) domainAnswer(st *s2s.Stanza) (*s2s.Stanza, error) {
+	child, node, err := iqChild(st)
+	if err != nil {
+		return nil, err
 	}
 	var payload []byte
 	switch child.Space {
 	case pingNS:
 		if child.Local != "ping" {
-			return errServiceUnavailable
+			return nil, errServiceUnavailable
 		}
 		if st.Type != "get" {
-			return errNotImplemented // XEP-0199 §4.2 defines a get only
+			return nil, errNotImplemented // XEP-0199 §4.2 defines a get only
 		}
 		// XEP-0199 §4.2: an empty result.
 	case discoInfoNS, discoItemsNS:
 		if child.Local != "query" {
-			return errServiceUnavailable
+			return nil, errServiceUnavailable
 		}
 		if st.Type != "get" {
-			return errNotImplemented // XEP-0030 §3, §4 define gets only
+			return nil, errNotImplemented // XEP-0030 §3, §4 define gets only
 		}
 		if node != "" {
 			// XEP-0030 §3.2: no such node.
-			return errItemNotFound
+			return nil, errItemNotFound
 		}
 		if child.Space == discoInfoNS {
 			payload = s.discoInfo()
@@ -159,24 +173,18 @@ func (s *Server) domainIQ(ctx context.Context, st *s2s.Stanza) error {
 		if child.Local != "query" || s.Version == nil {
 			// The host did not opt in: the feature is not offered (and
 			// not advertised in disco#info).
-			return errServiceUnavailable
+			return nil, errServiceUnavailable
 		}
 		if st.Type != "get" {
-			return errNotImplemented // XEP-0092 §2 defines a get only
+			return nil, errNotImplemented // XEP-0092 §2 defines a get only
 		}
 		payload = versionPayload(s.Version)
 	default:
-		return errServiceUnavailable
+		return nil, errServiceUnavailable
 	}
-	reply, err := st.ResultReply(payload)
-	if err != nil {
-		return err // internal-server-error: our own payload is bad
-	}
-	if err := s.run.s2s.Send(ctx, reply); err != nil {
-		s.run.log.LogAttrs(ctx, slog.LevelDebug, "federation: iq result not sent",
-			slog.String("to", st.From.String()), slog.Any("err", err))
-	}
-	return nil
+	// An error here is ours (internal-server-error): the payloads are
+	// built by this package.
+	return st.ResultReply(payload)
 }
 
 // iqChild returns the name of the one child element of an iq get or set
@@ -267,7 +275,7 @@ func versionPayload(v *Version) []byte {
 // subscription stanza failed).
 func (s *Server) remoteError(ctx context.Context, st *s2s.Stanza) {
 	r := &s.run
-	e, err := stanza.UnmarshalError(st.TokenReader())
+	e, err := errorOf(st)
 	if err != nil || e.Condition == "" {
 		// RFC 6120 §8.3.2: an error stanza MUST contain an <error/>
 		// child; without a known condition it is undefined-condition.
@@ -282,6 +290,31 @@ func (s *Server) remoteError(ctx context.Context, st *s2s.Stanza) {
 		slog.String("from", st.From.String()), slog.String("to", st.To.String()), slog.String("id", st.ID),
 		slog.String("condition", string(e.Condition)))
 	s.Backend.Bounce(ctx, v, e)
+}
+
+// errorOf decodes the <error/> child of an error stanza (RFC 6120 §8.3.2).
+func errorOf(st *s2s.Stanza) (stanza.Error, error) {
+	d := xml.NewDecoder(bytes.NewReader(st.Raw()))
+	depth := 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return stanza.Error{}, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 && t.Name.Local == "error" && (t.Name.Space == serverNS || t.Name.Space == "") {
+				var e stanza.Error
+				if err := d.DecodeElement(&e, &t); err != nil {
+					return stanza.Error{}, err
+				}
+				return e, nil
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
 }
 
 // rebuild returns the value an error reply answers, from its payload.
