@@ -198,7 +198,7 @@ func (d *decoder) header() error {
 			// servers.
 			return badRequest("The stanza has no '%s' address", f.name)
 		}
-		j, err := jid.Parse(v)
+		j, err := parseJID(v)
 		if err != nil {
 			// RFC 6120 §8.3.3.8, RFC 7622.
 			return stanzaErr(stanza.Modify, stanza.JIDMalformed, "The '%s' address %s is not a valid JID: %v", f.name, quote(v), err)

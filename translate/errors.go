@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -97,10 +98,32 @@ func StanzaError(err error) stanza.Error {
 // ParseAddress parses and normalizes a JID (RFC 7622 PRECIS profiles, as
 // mellium.im/xmpp/jid does); a malformed one is an error wrapping
 // ErrMalformedAddress.
+//
+// It is stricter than jid.Parse alone: a domainpart with an empty label
+// ("a..example", or two final dots) is malformed (RFC 7622 §3.2 strips one
+// final dot, and RFC 1034 labels are not empty), and the result is a fixed
+// point: parsing its String gives it back.
 func ParseAddress(s string) (jid.JID, error) {
-	j, err := jid.Parse(s)
+	j, err := parseJID(s)
 	if err != nil {
 		return jid.JID{}, fmt.Errorf("%w: %q: %v", ErrMalformedAddress, s, err)
+	}
+	return j, nil
+}
+
+// parseJID parses s with jid.Parse and the checks ParseAddress lists.
+func parseJID(s string) (jid.JID, error) {
+	j, err := jid.Parse(s)
+	if err != nil {
+		return jid.JID{}, err
+	}
+	d := j.Domainpart()
+	if d == "" || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") {
+		return jid.JID{}, fmt.Errorf("domainpart %q has an empty label", d)
+	}
+	again, err := jid.Parse(j.String())
+	if err != nil || again.String() != j.String() {
+		return jid.JID{}, fmt.Errorf("%q does not normalize to a stable form", s)
 	}
 	return j, nil
 }
@@ -167,11 +190,11 @@ func ErrorReply(raw []byte, e stanza.Error) ([]byte, error) {
 	if !hasFrom || !hasTo {
 		return nil, fmt.Errorf("translate: ErrorReply: <%s> has no from or no to address", kind)
 	}
-	src, err := jid.Parse(from)
+	src, err := parseJID(from)
 	if err != nil {
 		return nil, fmt.Errorf("translate: ErrorReply: from %q: %v", from, err)
 	}
-	dst, err := jid.Parse(to)
+	dst, err := parseJID(to)
 	if err != nil {
 		return nil, fmt.Errorf("translate: ErrorReply: to %q: %v", to, err)
 	}

@@ -243,6 +243,7 @@ func TestParseAddress(t *testing.T) {
 		{"Juliet@Capulet.Example/Balcony", "juliet@capulet.example/Balcony"},
 		{"capulet.example", "capulet.example"},
 		{"ＪＵＬＩＥＴ@capulet.example", "juliet@capulet.example"},
+		{"juliet@capulet.example.", "juliet@capulet.example"}, // RFC 7622 §3.2: one final dot stripped
 	}
 	for _, c := range good {
 		j, err := translate.ParseAddress(c.in)
@@ -250,7 +251,7 @@ func TestParseAddress(t *testing.T) {
 			t.Errorf("ParseAddress(%q) = %q, %v; want %q", c.in, j, err, c.want)
 		}
 	}
-	for _, in := range []string{"", "@capulet.example", "juliet@", "a@b@c", "juliet@capulet.example/", "jul\x00iet@capulet.example"} {
+	for _, in := range []string{"", "@capulet.example", "juliet@", "a@b@c", "juliet@capulet.example/", "jul\x00iet@capulet.example", "juliet@capulet..example", "juliet@capulet.example..", "juliet@.capulet.example", "0.."} {
 		_, err := translate.ParseAddress(in)
 		if !errors.Is(err, translate.ErrMalformedAddress) {
 			t.Errorf("ParseAddress(%q) error = %v, want ErrMalformedAddress", in, err)
