@@ -224,8 +224,14 @@ func sameDomain(domainpart, domain string) bool {
 // Presence from a remote user the local user does not see is dropped (and
 // logged at Debug level): RFC 6121 §4.6.4 would deliver it as directed
 // presence, but the host's model only knows its contacts' presence, and a
-// stranger must not be able to push a presence into the host. RFC 6121
-// §4.3.2 and §8.5 send no error for presence, so none is sent.
+// stranger must not be able to push a presence into the host. As for
+// presence a server does not deliver (RFC 6121 §8.5.2.2.2), no error goes
+// back.
+//
+// Inbound may be called concurrently, also from within a Host method (the
+// Translator holds no lock while it calls the Host). Presence of one
+// contact arriving on two goroutines at once may reach the Host in either
+// order; a stream's stanzas, handled in order, arrive in order.
 func (t *Translator) Inbound(ctx context.Context, raw []byte) (out [][]byte, err error) {
 	if err := t.ready(); err != nil {
 		return nil, err

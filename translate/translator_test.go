@@ -1221,6 +1221,44 @@ func TestLogBodies(t *testing.T) {
 	}
 }
 
+// callbackHost approves every subscription request from within
+// DeliverSubscription, by calling the Translator back.
+type callbackHost struct {
+	fakeHost
+	tr  *translate.Translator
+	out [][]byte
+}
+
+func (h *callbackHost) DeliverSubscription(ctx context.Context, s *translate.Subscription) error {
+	if s.Action == translate.Subscribe && !s.AutoApproved {
+		out, err := h.tr.Outbound(ctx, &translate.Subscription{From: s.To, To: s.From, Action: translate.Subscribed})
+		if err != nil {
+			return err
+		}
+		h.out = append(h.out, out...)
+	}
+	return h.fakeHost.DeliverSubscription(ctx, s)
+}
+
+// TestHostCallsBack checks that a Host may call the Translator from its
+// methods without a deadlock.
+func TestHostCallsBack(t *testing.T) {
+	host := new(callbackHost)
+	roster := new(translate.MemRoster)
+	host.tr = &translate.Translator{Host: host, Roster: roster, Gate: newPolicy(t, policy.Gateway{})}
+	out, err := host.tr.Inbound(context.Background(), subscribeRaw(t, unvU, bob))
+	if err != nil || len(out) != 0 {
+		t.Fatalf("Inbound: %q, %v", out, err)
+	}
+	if len(host.out) != 2 {
+		t.Fatalf("the host's approval gave %d stanzas; want subscribed and presence", len(host.out))
+	}
+	wantSub(t, host.out[0], bob, unvU, translate.Subscribed)
+	if s, _ := roster.State(context.Background(), bob, unvU); s != translate.From {
+		t.Errorf("state %v; want From", s)
+	}
+}
+
 // TestConcurrent runs inbound and outbound traffic from many goroutines
 // (run with -race); the state ends consistent.
 func TestConcurrent(t *testing.T) {
