@@ -148,32 +148,8 @@ type CheckReport struct {
 	LastFailureAt time.Time
 }
 
-// OK reports whether every stage passed.
-func (r *CheckReport) OK() bool { panic("federation: skeleton") }
-
-// Check runs the operator's diagnostic for a remote domain: policy, DNS
-// (SRV order, DNSSEC, addresses, TLSA), per candidate TCP, TLS
-// (certificate names, PKIX and DANE verdicts), the stream features
-// offered, and an authentication attempt with the partner's settings, plus
-// the current streams and the last failure. It does not disturb
-// established streams. It checks from the first of Domains.
-func (s *Server) Check(ctx context.Context, domain string) (*CheckReport, error) {
-	panic("federation: skeleton")
-}
-
 // SelfTestReport is the outcome of SelfTest, stage by stage.
 type SelfTestReport struct {
 	From, To jid.JID
 	Stages   []Stage
-}
-
-// OK reports whether every stage passed.
-func (r *SelfTestReport) OK() bool { panic("federation: skeleton") }
-
-// SelfTest sends an XEP-0199 ping from a local domain (or user) to a
-// remote domain (or JID) over the real path — policy, DNS, TCP, TLS,
-// authentication, delivery — and waits for the reply (REFERENCE §5.9 #96,
-// the Test-CsXmppIM equivalent), reporting each stage.
-func (s *Server) SelfTest(ctx context.Context, from, to jid.JID) (*SelfTestReport, error) {
-	panic("federation: skeleton")
 }
