@@ -73,8 +73,9 @@ func DirectTLS() DomainOption {
 // translate.Decode (User.Next) or, for error stanzas, recorded with their
 // condition (User.NextError).
 //
-// What it answers by itself: XEP-0199 pings to the domain get a result;
-// other iq get and set requests to the domain get service-unavailable
+// What it answers by itself: XEP-0199 pings to the domain get a result
+// (from s2s, XEP-0199 §4.2: they are not recorded); other iq get and set
+// requests to the domain get service-unavailable
 // (RFC 6120 §8.4); a stanza to an address without a User gets
 // service-unavailable from the policy (RFC 6121 §8.5.2.1); a stanza
 // translate.Decode refuses (groupchat, Jingle, an iq to a user...) gets
