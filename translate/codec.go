@@ -46,11 +46,10 @@ const imOnly = "Only instant messages, chat states (XEP-0085) and delivery recei
 // node is one parsed element: its name, attributes, direct text and
 // child elements.
 type node struct {
-	name   xml.Name
-	attr   []xml.Attr
-	text   strings.Builder
-	kids   []*node
-	hasSub bool // an element inside some text-only child (set on the parent)
+	name xml.Name
+	attr []xml.Attr
+	text strings.Builder
+	kids []*node
 }
 
 // get returns the value of the attribute local (no namespace).
