@@ -189,12 +189,16 @@ func (s *Server) domainAnswer(st *s2s.Stanza) (*s2s.Stanza, error) {
 
 // iqChild returns the name of the one child element of an iq get or set
 // and its node attribute (XEP-0030); an iq with no child or several is a
-// bad-request (RFC 6120 §8.2.3).
+// bad-request (RFC 6120 §8.2.3). It reads raw tokens and resolves the
+// child's namespace from the declarations in scope itself: this is the
+// path of every ping, and encoding/xml's namespace bookkeeping would
+// double its allocations.
 func iqChild(st *s2s.Stanza) (name xml.Name, node string, err error) {
 	d := xml.NewDecoder(bytes.NewReader(st.Raw()))
+	var rootAttrs []xml.Attr
 	depth, n := 0, 0
 	for {
-		tok, terr := d.Token()
+		tok, terr := d.RawToken()
 		if terr == io.EOF {
 			break
 		}
@@ -204,14 +208,18 @@ func iqChild(st *s2s.Stanza) (name xml.Name, node string, err error) {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
-			if depth == 2 {
+			switch depth {
+			case 1:
+				rootAttrs = t.Attr
+			case 2:
 				n++
-				if n == 1 {
-					name = t.Name
-					for _, a := range t.Attr {
-						if a.Name.Space == "" && a.Name.Local == "node" {
-							node = a.Value
-						}
+				if n > 1 {
+					break
+				}
+				name = xml.Name{Space: resolveNS(t.Name.Space, t.Attr, rootAttrs), Local: t.Name.Local}
+				for _, a := range t.Attr {
+					if a.Name.Space == "" && a.Name.Local == "node" {
+						node = a.Value
 					}
 				}
 			}
@@ -219,12 +227,34 @@ func iqChild(st *s2s.Stanza) (name xml.Name, node string, err error) {
 			depth--
 		}
 	}
-	if n != 1 {
+	if n != 1 || depth != 0 {
 		e := errBadRequest
 		e.Text = map[string]string{"": "An iq get or set holds exactly one child element (RFC 6120 §8.2.3)"}
 		return xml.Name{}, "", e
 	}
 	return name, node, nil
+}
+
+// resolveNS returns the namespace of an element with prefix (from
+// RawToken) given the attributes of the element and of its parent, the
+// stanza; the default namespace falls back to the stanza's, which is
+// jabber:server (RFC 6120 §4.8.3). An undeclared prefix resolves to "",
+// which no feature matches.
+func resolveNS(prefix string, own, parent []xml.Attr) string {
+	for _, attrs := range [2][]xml.Attr{own, parent} {
+		for _, a := range attrs {
+			if prefix == "" && a.Name.Space == "" && a.Name.Local == "xmlns" {
+				return a.Value
+			}
+			if prefix != "" && a.Name.Space == "xmlns" && a.Name.Local == prefix {
+				return a.Value
+			}
+		}
+	}
+	if prefix == "" {
+		return serverNS
+	}
+	return ""
 }
 
 // discoInfo is the XEP-0030 §3.1 answer for our domains: a server of
