@@ -83,7 +83,7 @@ func conversation(w *world) []step {
 			run: func(ctx context.Context) (string, error) {
 				err := from.srv.Send(ctx, &translate.Subscription{From: user, To: contact, Action: translate.Subscribe, ID: "sub-" + user.Localpart()})
 				if err != nil {
-					return "", fmt.Errorf("Send: %w", err)
+					return "", fmt.Errorf("send: %w", err)
 				}
 				e, err := to.host.expect(ctx, contact, isSubscription(user, translate.Subscribe))
 				if err != nil {
@@ -104,7 +104,7 @@ func conversation(w *world) []step {
 				} else {
 					err := to.srv.Send(ctx, &translate.Subscription{From: contact, To: user, Action: translate.Subscribed})
 					if err != nil {
-						return "", fmt.Errorf("Send: %w", err)
+						return "", fmt.Errorf("send: %w", err)
 					}
 				}
 				if _, err := from.host.expect(ctx, user, isSubscription(contact, translate.Subscribed)); err != nil {
@@ -132,7 +132,7 @@ func conversation(w *world) []step {
 				p := translate.Presence{From: user, Availability: a, Note: note}
 				from.host.setPresence(p)
 				if err := from.srv.Send(ctx, &p); err != nil {
-					return "", fmt.Errorf("Send: %w", err)
+					return "", fmt.Errorf("send: %w", err)
 				}
 				e, err := to.host.expect(ctx, watcher, func(e event) bool {
 					got, ok := e.v.(*translate.Presence)
@@ -165,11 +165,11 @@ func conversation(w *world) []step {
 			run: func(ctx context.Context) (string, error) {
 				typing := &translate.Message{From: user, To: contact, ChatState: translate.Composing}
 				if err := from.srv.Send(ctx, typing); err != nil {
-					return "", fmt.Errorf("Send (composing): %w", err)
+					return "", fmt.Errorf("send (composing): %w", err)
 				}
 				m := &translate.Message{From: user, To: contact, ID: id, Body: body, ChatState: translate.Active, RequestReceipt: true}
 				if err := from.srv.Send(ctx, m); err != nil {
-					return "", fmt.Errorf("Send: %w", err)
+					return "", fmt.Errorf("send: %w", err)
 				}
 				fromUser := func(e event) (*translate.Message, bool) {
 					got, ok := e.v.(*translate.Message)
@@ -205,7 +205,7 @@ func conversation(w *world) []step {
 				// the message, with the message's id.
 				r := &translate.Message{From: contact, To: lastFrom, ReceiptFor: lastID}
 				if err := to.srv.Send(ctx, r); err != nil {
-					return "", fmt.Errorf("Send: %w", err)
+					return "", fmt.Errorf("send: %w", err)
 				}
 				if _, err := from.host.expect(ctx, user, func(e event) bool {
 					got, ok := e.v.(*translate.Message)
@@ -237,7 +237,7 @@ func conversation(w *world) []step {
 			run: func(ctx context.Context) (string, error) {
 				m := &translate.Message{From: alice, To: nobody, ID: "m3", Body: "anyone there?"}
 				if err := c.srv.Send(ctx, m); err != nil {
-					return "", fmt.Errorf("Send: %w", err)
+					return "", fmt.Errorf("send: %w", err)
 				}
 				e, err := c.host.expect(ctx, alice, func(e event) bool {
 					got, ok := e.v.(*translate.Message)
@@ -261,7 +261,7 @@ func conversation(w *world) []step {
 				err := c.srv.Send(ctx, m)
 				var d *policy.Denial
 				if !errors.As(err, &d) || d.Rule != policy.RuleNotPartner {
-					return "", fmt.Errorf("Send returned %v, want a *policy.Denial with rule %s", err, policy.RuleNotPartner)
+					return "", fmt.Errorf("send returned %v, want a *policy.Denial with rule %s", err, policy.RuleNotPartner)
 				}
 				if err := c.count.wait(ctx, "denied "+policy.RuleNotPartner.String()); err != nil {
 					return "", fmt.Errorf("%s did not count the denial: %w", contoso, err)
@@ -279,7 +279,7 @@ func conversation(w *world) []step {
 				// message to eve.
 				m := &translate.Message{From: eve, To: alice, ID: "m4", Body: "let me in"}
 				if err := s.srv.Send(ctx, m); err != nil {
-					return "", fmt.Errorf("Send at %s: %w", stranger, err)
+					return "", fmt.Errorf("send at %s: %w", stranger, err)
 				}
 				e, err := s.host.expect(ctx, eve, func(e event) bool {
 					got, ok := e.v.(*translate.Message)
