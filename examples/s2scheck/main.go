@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +13,9 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco"
+	"github.com/xmppfed/xmppfed/federation"
+	"github.com/xmppfed/xmppfed/policy"
+	"github.com/xmppfed/xmppfed/s2s"
 )
 
 func main() {
@@ -31,7 +33,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
 		dnsServer = fs.String("dns", "", "nameserver `host:port` to query instead of /etc/resolv.conf")
 		caFile    = fs.String("ca", "", "PEM `file` of CA certificates to trust instead of the system roots")
-		from      = fs.String("from", "", "`domain` to announce as 'from' in the STARTTLS stream header")
+		from      = fs.String("from", "", "our `domain`: the 'from' of the stream headers and the domain the auth attempt uses")
 		timeout   = fs.Duration("timeout", 5*time.Second, "bound for each DNS query, connect and handshake")
 		asJSON    = fs.Bool("json", false, "print the report as JSON")
 	)
@@ -50,56 +52,93 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "s2scheck: -timeout must be positive, got %v\n", *timeout)
 		return 2
 	}
-
-	c := &checker{
-		resolver: &dnsdisco.Resolver{Timeout: *timeout, Attempts: 2},
-		timeout:  *timeout,
-		from:     *from,
-	}
-	if *dnsServer != "" {
-		c.resolver.Servers = []string{*dnsServer}
-	}
+	var roots *x509.CertPool
 	if *caFile != "" {
 		pool, err := loadPool(*caFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "s2scheck: -ca: %v\n", err)
 			return 2
 		}
-		c.roots = pool
+		roots = pool
 	}
 
 	domain := fs.Arg(0)
-	var demoNote string
+	var (
+		srv  *federation.Server
+		note string
+	)
 	if domain == "" {
-		d, err := startDemo()
+		d, err := startDemo(*timeout)
 		if err != nil {
 			fmt.Fprintf(stderr, "s2scheck: starting the demo: %v\n", err)
 			return 1
 		}
 		defer d.Close()
-		domain = d.Domain
-		c.resolver = d.Resolver
-		c.roots = d.Roots
-		demoNote = fmt.Sprintf("demo mode: in-process DNS server %s and s2s listeners on loopback, certificates from a test CA", d.DNSAddr)
+		domain, srv = d.Domain, d.Checker
+		note = fmt.Sprintf("demo mode: in-process DNS server %s and two federation Servers (%s checking %s) on loopback, certificates from a test CA", d.DNSAddr, checkerDomain, demoDomain)
+	} else {
+		resolver := &dnsdisco.Resolver{Timeout: *timeout, Attempts: 2}
+		if *dnsServer != "" {
+			resolver.Servers = []string{*dnsServer}
+		}
+		var err error
+		srv, err = checkServer(ctx, *from, roots, resolver, *timeout)
+		if err != nil {
+			fmt.Fprintf(stderr, "s2scheck: %v\n", err)
+			return 2
+		}
+		defer srv.Close()
 	}
 
-	rep := c.check(ctx, domain)
-	rep.Note = demoNote
+	rep, err := srv.Check(ctx, domain)
+	if err != nil && rep == nil {
+		fmt.Fprintf(stderr, "s2scheck: %v\n", err)
+		return 1
+	}
+	out := newReport(domain, rep)
+	out.Note = note
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := enc.Encode(out); err != nil {
 			fmt.Fprintf(stderr, "s2scheck: %v\n", err)
 			return 1
 		}
 	} else {
-		rep.writeText(stdout)
+		out.writeText(stdout)
 	}
-	if !rep.Reachable {
-		fmt.Fprintf(stderr, "s2scheck: %s is not reachable: %s\n", rep.Domain, rep.Reason)
+	if !out.Reachable {
+		fmt.Fprintf(stderr, "s2scheck: %s is not reachable: %s\n", out.Domain, out.Reason)
 		return 1
 	}
 	return 0
+}
+
+// checkServer is the federation.Server a check of any domain runs from: no
+// certificate of its own unless the operator's domain has one elsewhere, a
+// policy that admits every domain (open federation) with TLS required and
+// SASL EXTERNAL or dialback accepted, and from (if set) as its domain.
+func checkServer(ctx context.Context, from string, roots *x509.CertPool, resolver *dnsdisco.Resolver, timeout time.Duration) (*federation.Server, error) {
+	pol, err := policy.New(ctx, policy.NewMemStore(&policy.Config{Gateway: policy.Gateway{
+		OpenFederation: true,
+		DefaultPartner: policy.Partner{Settings: policy.Settings{TLS: policy.Required, SASL: policy.Optional}},
+	}}), nil)
+	if err != nil {
+		return nil, err
+	}
+	srv := &federation.Server{
+		Verify:   certs.VerifyOptions{Roots: roots},
+		Resolver: resolver,
+		Policy:   pol,
+		Limits:   s2s.Limits{DialTimeout: timeout},
+	}
+	if from != "" {
+		if _, err := certs.NormalizeDomain(from); err != nil {
+			return nil, fmt.Errorf("-from: %w", err)
+		}
+		srv.Domains = []string{from}
+	}
+	return srv, nil
 }
 
 // loadPool reads a PEM file of CA certificates.
@@ -113,89 +152,4 @@ func loadPool(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", file)
 	}
 	return pool, nil
-}
-
-// checker holds what one check needs.
-type checker struct {
-	resolver *dnsdisco.Resolver
-	roots    *x509.CertPool // nil: system roots
-	timeout  time.Duration
-	from     string
-}
-
-// check runs DNS discovery and probes every address of every candidate.
-func (c *checker) check(ctx context.Context, domain string) *report {
-	rep := &report{Domain: domain}
-	qctx, cancel := context.WithTimeout(ctx, 4*c.timeout)
-	targets, err := c.resolver.LookupServer(qctx, domain)
-	cancel()
-	if err != nil {
-		rep.DNSError = err.Error()
-		var le *dnsdisco.LookupError
-		if errors.As(err, &le) {
-			rep.DNSErrorKind = errorKind(le)
-		}
-	}
-	for _, t := range targets {
-		rep.Targets = append(rep.Targets, c.checkTarget(ctx, domain, t))
-	}
-	rep.conclude()
-	return rep
-}
-
-// errorKind names the XMPP condition a server would bounce with.
-func errorKind(le *dnsdisco.LookupError) string {
-	switch {
-	case le.NotFound():
-		return "remote-server-not-found"
-	case le.Temporary():
-		return "remote-server-timeout"
-	}
-	return ""
-}
-
-// checkTarget probes each address of one candidate.
-func (c *checker) checkTarget(ctx context.Context, domain string, t dnsdisco.Target) targetReport {
-	tr := targetReport{
-		Host:        t.Host,
-		Port:        t.Port,
-		DirectTLS:   t.DirectTLS,
-		Priority:    t.Priority,
-		Weight:      t.Weight,
-		Secure:      t.Secure,
-		AddrsSecure: t.AddrsSecure,
-	}
-	if t.Err != nil {
-		tr.AddrError = t.Err.Error()
-	}
-	for _, a := range t.Addrs {
-		tr.Addrs = append(tr.Addrs, a.String())
-	}
-
-	opts := certs.VerifyOptions{Roots: c.roots}
-	// RFC 7673 §3: TLSA records are used only when the SRV answer and the
-	// TLSA answer are both DNSSEC-authenticated.
-	if t.Secure && len(t.Addrs) > 0 {
-		qctx, cancel := context.WithTimeout(ctx, 2*c.timeout)
-		recs, secure, err := c.resolver.LookupTLSA(qctx, t.Host, t.Port)
-		cancel()
-		switch {
-		case err != nil:
-			tr.TLSAError = err.Error()
-		case secure:
-			for _, r := range recs {
-				opts.TLSA = append(opts.TLSA, certs.TLSA(r))
-				tr.TLSA = append(tr.TLSA, fmt.Sprintf("%d %d %d %x", r.Usage, r.Selector, r.MatchingType, r.Data))
-			}
-			// XEP-0344 / RFC 7673 §4: a secure SRV target name is an
-			// acceptable reference identity too.
-			opts.SecureNames = []string{t.Host}
-		case len(recs) > 0:
-			tr.TLSAError = "TLSA records are not DNSSEC-authenticated; ignored"
-		}
-	}
-	for _, a := range t.Addrs {
-		tr.Attempts = append(tr.Attempts, c.probe(ctx, domain, t, a, opts))
-	}
-	return tr
 }
