@@ -1,6 +1,8 @@
 package translate_test
 
 import (
+	"bytes"
+	"encoding/xml"
 	"errors"
 	"strings"
 	"testing"
@@ -335,10 +337,6 @@ func FuzzErrorReply(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, cond, text string) {
 		e := stanza.Error{Type: stanza.Cancel, Condition: stanza.Condition(cond), Text: map[string]string{"en": xmlText(text)}}
-		// A condition is an element name: only try names XML allows.
-		if cond != "" && (!isName(cond)) {
-			return
-		}
 		reply, err := translate.ErrorReply(raw, e)
 		if err != nil {
 			return
@@ -346,18 +344,44 @@ func FuzzErrorReply(f *testing.F) {
 		if v, err := translate.Decode(reply, nil); v != nil || err != translate.ErrIgnore {
 			t.Fatalf("the reply %s to %q decodes as %v, %v; want an error stanza", reply, raw, v, err)
 		}
-	})
-}
-
-// isName reports whether s is a simple XML name (ASCII).
-func isName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' || i > 0 && c >= '0' && c <= '9') {
-			return false
+		var r replyShape
+		if err := xml.Unmarshal(reply, &r); err != nil || r.Type != "error" || r.XMLName.Space != "jabber:server" || len(r.Kids) == 0 {
+			t.Fatalf("the reply %s to %q: %+v, %v", reply, raw, r, err)
 		}
-	}
-	return true
+		errEl := r.Kids[len(r.Kids)-1]
+		if errEl.XMLName.Local != "error" || len(errEl.Kids) == 0 || errEl.Kids[0].XMLName.Space != "urn:ietf:params:xml:ns:xmpp-stanzas" {
+			t.Fatalf("the reply %s to %q does not end with a stanza error", reply, raw)
+		}
+		// The addresses are swapped.
+		var from, to string
+		d := xml.NewDecoder(bytes.NewReader(raw))
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				t.Fatalf("ErrorReply answered %q, which has no start tag: %v", raw, err)
+			}
+			if start, ok := tok.(xml.StartElement); ok {
+				for _, a := range start.Attr {
+					switch a.Name {
+					case xml.Name{Local: "from"}:
+						from = a.Value
+					case xml.Name{Local: "to"}:
+						to = a.Value
+					}
+				}
+				break
+			}
+		}
+		src, err1 := translate.ParseAddress(from)
+		dst, err2 := translate.ParseAddress(to)
+		if err1 != nil || err2 != nil || r.From != dst.String() || r.To != src.String() {
+			t.Fatalf("the reply %s to %q: from and to not swapped (%v, %v)", reply, raw, err1, err2)
+		}
+		// The reply itself is never answered.
+		if again, err := translate.ErrorReply(reply, e); again != nil || err != translate.ErrIgnore {
+			t.Fatalf("ErrorReply answered its own reply %s: %s, %v", reply, again, err)
+		}
+	})
 }
 
 // FuzzPlainText: never panics; text with no markup is kept as it is; the

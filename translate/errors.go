@@ -141,7 +141,9 @@ const maxReplyPayload = 16 << 10
 // it; the sender sees what failed) when raw is at most 16 KiB and well
 // formed to the end, else the error alone, and then
 // <error type='…'><condition xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>
-// <text …/></error> (RFC 6120 §8.3.2). An empty e.Type is cancel. Only
+// <text …/></error> (RFC 6120 §8.3.2). A type that is not one of RFC
+// 6120's five (an empty one) is cancel; a condition §8.3.3 does not define
+// (an empty one) is undefined-condition. Only
 // the start tag of raw must be sound: a message, presence or iq in
 // jabber:server (declared or not) with from and to that are valid JIDs;
 // otherwise there is no one to answer and ErrorReply returns an error
@@ -202,10 +204,14 @@ func ErrorReply(raw []byte, e stanza.Error) ([]byte, error) {
 	if len(raw) <= maxReplyPayload {
 		payload = children(d, start.Name.Space)
 	}
-	if e.Type == "" {
+	// RFC 6120 §8.3.2: the type is one of five, the condition one of
+	// §8.3.3's; anything else would not be understood (or not be XML).
+	switch e.Type {
+	case stanza.Auth, stanza.Cancel, stanza.Continue, stanza.Modify, stanza.Wait:
+	default:
 		e.Type = stanza.Cancel
 	}
-	if e.Condition == "" {
+	if !definedCondition(e.Condition) {
 		e.Condition = stanza.UndefinedCondition
 	}
 
@@ -250,6 +256,22 @@ func ErrorReply(raw []byte, e stanza.Error) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// definedCondition reports whether c is one of the stanza error
+// conditions of RFC 6120 §8.3.3.
+func definedCondition(c stanza.Condition) bool {
+	switch c {
+	case stanza.BadRequest, stanza.Conflict, stanza.FeatureNotImplemented, stanza.Forbidden,
+		stanza.Gone, stanza.InternalServerError, stanza.ItemNotFound, stanza.JIDMalformed,
+		stanza.NotAcceptable, stanza.NotAllowed, stanza.NotAuthorized, stanza.PolicyViolation,
+		stanza.RecipientUnavailable, stanza.Redirect, stanza.RegistrationRequired,
+		stanza.RemoteServerNotFound, stanza.RemoteServerTimeout, stanza.ResourceConstraint,
+		stanza.ServiceUnavailable, stanza.SubscriptionRequired, stanza.UndefinedCondition,
+		stanza.UnexpectedRequest:
+		return true
+	}
+	return false
+}
+
 // firstStart returns the first start element of d, after whitespace only.
 func firstStart(d *xml.Decoder) (xml.StartElement, error) {
 	for {
@@ -292,7 +314,7 @@ func children(d *xml.Decoder, ns string) [][2]int64 {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
-			if depth > maxDepth {
+			if depth > maxDepth || !resolved(t) {
 				return nil
 			}
 			if depth == 2 {
@@ -312,6 +334,24 @@ func children(d *xml.Decoder, ns string) [][2]int64 {
 		return nil
 	}
 	return out
+}
+
+// resolved reports whether the names of start are in no namespace or a
+// namespace name: encoding/xml leaves an undeclared prefix as the Space,
+// and a prefix has no ':' while a namespace URI does. A child with an
+// undeclared prefix (declared on the stream, say) is not copied: it would
+// not be namespace-well-formed on its own.
+func resolved(start xml.StartElement) bool {
+	ok := func(n xml.Name) bool { return n.Space == "" || strings.Contains(n.Space, ":") }
+	if !ok(start.Name) {
+		return false
+	}
+	for _, a := range start.Attr {
+		if a.Name.Space != "xmlns" && !ok(a.Name) {
+			return false
+		}
+	}
+	return true
 }
 
 // trailingSpace reports whether d holds nothing but whitespace.

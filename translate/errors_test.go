@@ -60,6 +60,12 @@ func TestErrorReply(t *testing.T) {
 		{"malformed after the start tag: no payload",
 			`<message from='juliet@capulet.example/balcony' to='romeo@montague.example' id='bad'><body>hi</message>`,
 			"message", "bad", nil, ""},
+		{"undeclared prefix: no payload",
+			`<message from='juliet@capulet.example/balcony' to='romeo@montague.example' id='p'><body>hi</body><db:x>y</db:x></message>`,
+			"message", "p", nil, ""},
+		{"undeclared attribute prefix: no payload",
+			`<message from='juliet@capulet.example/balcony' to='romeo@montague.example' id='p'><body q:a='1'>hi</body></message>`,
+			"message", "p", nil, ""},
 		{"too deep: no payload",
 			`<message from='juliet@capulet.example/balcony' to='romeo@montague.example' id='deep'>` + strings.Repeat("<a>", 70) + strings.Repeat("</a>", 70) + `</message>`,
 			"message", "deep", nil, ""},
@@ -155,6 +161,15 @@ func TestErrorReplyDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkErrorElement(t, out, &r.Kids[len(r.Kids)-1], "wait", "undefined-condition", "")
+	// What RFC 6120 does not define is not sent.
+	out, err = translate.ErrorReply(raw, stanza.Error{Type: "later", Condition: "no <such> thing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xml.Unmarshal(out, &r); err != nil {
+		t.Fatal(err)
+	}
+	checkErrorElement(t, out, &r.Kids[len(r.Kids)-1], "cancel", "undefined-condition", "")
 }
 
 func TestErrorReplyRefuses(t *testing.T) {
