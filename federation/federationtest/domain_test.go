@@ -1,11 +1,14 @@
 package federationtest_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -359,5 +362,52 @@ func TestSendErrors(t *testing.T) {
 	}
 	if err := alice.Send(ctx, nil); err == nil {
 		t.Errorf("Send(nil) succeeded")
+	}
+}
+
+// lockedBuffer is an io.Writer safe for the s2s goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestEditPolicyAndConfigureServer(t *testing.T) {
+	env := federationtest.NewEnv(t)
+	var debug lockedBuffer
+	a := env.NewDomain("a.example", federationtest.ConfigureServer(func(s *s2s.Server) { s.DebugWriter = &debug }))
+	b := env.NewDomain("b.example", federationtest.EditPolicy(func(c *policy.Config) {
+		c.Gateway.Blocked = []string{"a.example"}
+	}))
+	alice, bob := a.User("alice"), b.User("bob")
+	ctx := waitCtx(t)
+
+	// b blocks a: its stream is refused and alice's message bounces at a.
+	if err := alice.SendMessage(ctx, "bob@b.example", "blocked?"); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := alice.NextError(ctx); err != nil || !e.Local {
+		t.Errorf("alice's message to a blocking domain: %+v, %v; want a bounce by a's pool", e, err)
+	}
+	// b refuses to send to a: the policy's Denial names the rule.
+	err := bob.SendMessage(ctx, "alice@a.example", "no")
+	var d *policy.Denial
+	if !errors.As(err, &d) || d.Rule != policy.RuleBlocked {
+		t.Errorf("bob to a blocked domain: %v, want a *policy.Denial for rule blocked", err)
+	}
+	// a's DebugWriter, set by ConfigureServer, saw a's stream.
+	if !strings.Contains(debug.String(), "b.example") {
+		t.Errorf("the DebugWriter set by ConfigureServer saw nothing of the stream to b.example")
 	}
 }

@@ -112,11 +112,14 @@ func (e *Env) listen(domain, service string) net.Listener {
 }
 
 // Policy returns a Policy, kept in memory, for the server under test. With
-// partners, exactly those domains federate; with none, open federation
-// admits every domain with the default settings (TLS and SASL EXTERNAL
-// required: every Domain of the Env meets them). Every user dir knows may
-// use XMPP federation (the global access policy); a nil dir lets every
-// address through. It panics if the configuration is invalid.
+// partners, exactly those domains federate, each with its type and
+// settings; with none, open federation admits every domain as a
+// PublicUnverified partner with the default settings (TLS and SASL
+// EXTERNAL required: every Domain of the Env meets them), whose users'
+// messages need the local user's approval (REFERENCE §5.6 #68): list a
+// Federated partner for a conversation without subscriptions. Every user
+// dir knows may use XMPP federation (the global access policy); a nil dir
+// lets every address through. It panics if the configuration is invalid.
 func (e *Env) Policy(dir policy.Directory, partners ...policy.Partner) *policy.Policy {
 	return newPolicy(dir, partners, nil)
 }
