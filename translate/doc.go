@@ -29,7 +29,8 @@
 //
 // Addresses are mellium.im/xmpp/jid values, normalized with the PRECIS
 // profiles of RFC 7622; ParseAddress parses one and reports a malformed
-// one as ErrMalformedAddress. A host user user@domain is the bare JID
+// one as ErrMalformedAddress (Decode and ErrorReply apply the same rules,
+// which refuse a domain with an empty label). A host user user@domain is the bare JID
 // user@domain (and the SIP address sip:user@domain, RFC 7247).
 //
 // # The codec
@@ -216,8 +217,10 @@
 // same kind and id, type='error', the original children when the stanza
 // is at most 16 KiB (RFC 6120 §8.3.1 allows them; the sender sees what
 // failed), then the <error/> element of RFC 6120 §8.3.2 with the
-// condition and an English text. It never answers an error stanza or an
-// iq result (ErrIgnore), so two servers cannot bounce errors forever.
+// condition and an English text (a type or condition RFC 6120 does not
+// define goes out as cancel or undefined-condition). It never answers an
+// error stanza or an iq result (ErrIgnore), so two servers cannot bounce
+// errors forever.
 //
 // # Specifications
 //
