@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -317,4 +318,38 @@ func TestCheckContextEnded(t *testing.T) {
 	if rep.OK() {
 		t.Error("a cancelled check is OK")
 	}
+}
+
+// Check stops at the policy for a domain that is not a partner, and at DNS
+// for a partner whose domain has no server.
+func ExampleServer_Check() {
+	dns := dnsdiscotest.NewServer() // loopback DNS with no records at all
+	defer dns.Close()
+	pol, err := policy.New(context.Background(), policy.NewMemStore(&policy.Config{
+		Partners: []policy.Partner{{Domain: "ghost.example", Type: policy.PublicVerified}},
+	}), nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv := &federation.Server{Domains: []string{"contoso.example"}, Policy: pol, Resolver: dns.Resolver()}
+	defer srv.Close()
+
+	for _, domain := range []string{"stranger.example", "ghost.example"} {
+		rep, err := srv.Check(context.Background(), domain)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("%s: OK %v\n", domain, rep.OK())
+		for _, st := range rep.Stages {
+			fmt.Printf("  %s ok=%v: %s\n", st.Name, st.OK, st.Detail)
+		}
+	}
+	// Output:
+	// stranger.example: OK false
+	//   policy ok=false: refused by rule not_partner; senders get service-unavailable
+	// ghost.example: OK false
+	//   policy ok=true: partner ghost.example, type public-verified, TLS required, SASL required, dialback on, expected methods: SASL over TLS
+	//   dns ok=false: 1. ghost.example:5269 STARTTLS priority 0 weight 0 DNSSEC no addresses: none (dnsdisco: lookup ghost.example A: no such host); a server bounces stanzas to it with remote-server-not-found
 }

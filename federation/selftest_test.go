@@ -3,6 +3,7 @@ package federation_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,9 +13,10 @@ import (
 	"github.com/xmppfed/xmppfed/federation"
 	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
+	"github.com/xmppfed/xmppfed/translate"
 )
 
-func TestSelfTestDomainToDomain(t *testing.T) {
+func TestSelfTestBetweenDomains(t *testing.T) {
 	w := newCheckWorld(t)
 	a := w.server("contoso.example", "contoso.example", policy.Partner{Domain: "fabrikam.example"})
 	w.server("fabrikam.example", "fabrikam.example", policy.Partner{Domain: "contoso.example"})
@@ -139,4 +141,35 @@ func TestSelfTestClosed(t *testing.T) {
 	if !errors.Is(err, federation.ErrServerClosed) || rep.OK() {
 		t.Errorf("closed server: %v", err)
 	}
+}
+
+// SelfTest reports each stage of the path a ping takes; here the remote
+// domain is not a partner, so the path ends at the policy.
+func ExampleServer_SelfTest() {
+	pol, err := policy.New(context.Background(), policy.NewMemStore(&policy.Config{
+		Partners: []policy.Partner{{Domain: "fabrikam.example"}},
+		Policies: []policy.AccessPolicy{{Name: policy.GlobalPolicy, EnableXMPPAccess: true}},
+	}), nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	srv := &federation.Server{
+		Domains: []string{"contoso.example"},
+		Policy:  pol,
+		Backend: checkBackend{new(translate.MemRoster), new(policy.UserTable)},
+	}
+	defer srv.Close()
+	rep, err := srv.SelfTest(context.Background(), jid.MustParse("contoso.example"), jid.MustParse("stranger.example"))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("OK:", rep.OK())
+	for _, st := range rep.Stages {
+		fmt.Printf("%s ok=%v: %v\n", st.Name, st.OK, st.Err)
+	}
+	// Output:
+	// OK: false
+	// policy ok=false: policy: domain "stranger.example" is not a federation partner
 }
