@@ -66,6 +66,8 @@ type failure struct {
 // the remote domain (an A-label, as in StreamInfo.Remote) and when it
 // happened; a nil error when none is remembered (none failed, or a stream
 // to the domain was established since).
+//
+//lint:ignore ST1008 the pair reads as "the failure, and when": the order of federation.CheckReport's LastFailure and LastFailureAt.
 func (s *Server) LastFailure(remote string) (err error, at time.Time) {
 	s.start()
 	r := &s.run
