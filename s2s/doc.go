@@ -108,5 +108,8 @@
 // addresses, TLS version, auth method, matched certificate identity) is
 // logged once to Server.Logger, and so is each refusal by the policy, at
 // Info with its rule (never a stanza's content); Stats returns a
-// snapshot.
+// snapshot, Queued the pool's depth alone. The Server.StreamEvent hook
+// hears of every stream established, closed or failed (for metrics, and
+// for presence: a host learns that a domain went out of reach), and
+// LastFailure returns the last failed attempt to reach a domain.
 package s2s
