@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -352,4 +353,62 @@ func ExampleServer_Check() {
 	// ghost.example: OK false
 	//   policy ok=true: partner ghost.example, type public-verified, TLS required, SASL required, dialback on, expected methods: SASL over TLS
 	//   dns ok=false: 1. ghost.example:5269 STARTTLS priority 0 weight 0 DNSSEC no addresses: none (dnsdisco: lookup ghost.example A: no such host); a server bounces stanzas to it with remote-server-not-found
+}
+
+// TestCheckProxy: a partner's ProxyFQDN replaces the SRV lookup, and the
+// proxy's name is an acceptable certificate identity.
+func TestCheckProxy(t *testing.T) {
+	w := newCheckWorld(t)
+	w.server("fabrikam.example", "fabrikam.example", policy.Partner{Domain: "contoso.example"})
+	// The proxy: the SRV target of fabrikam.example, named explicitly.
+	targets, err := w.dns.Resolver().LookupServer(context.Background(), "fabrikam.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := net.JoinHostPort("proxy.fabrikam.example", strconv.Itoa(int(targets[0].Port)))
+	w.dns.AddHost("proxy.fabrikam.example", netip.MustParseAddr("127.0.0.1"))
+	a := w.server("contoso.example", "contoso.example", policy.Partner{Domain: "fabrikam.example", ProxyFQDN: proxy})
+
+	rep, err := a.Check(context.Background(), "fabrikam.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumpStages(t, rep.Stages)
+	if !rep.OK() {
+		t.Fatal("not OK")
+	}
+	st := rep.Stage("dns", "")
+	if st.Target != proxy || strings.Contains(st.Detail, "priority") || !strings.Contains(st.Detail, "proxy.fabrikam.example") {
+		t.Errorf("dns stage %+v: want the proxy, no SRV", st)
+	}
+	if !strings.Contains(rep.Stage("policy", "").Detail, "proxy "+proxy) {
+		t.Errorf("policy detail %q", rep.Stage("policy", "").Detail)
+	}
+	if n := w.dns.QueriesFor("_xmpp-server._tcp.fabrikam.example.", 33); n != 1 {
+		t.Errorf("%d SRV queries for fabrikam.example, want only the test's own", n)
+	}
+}
+
+// TestCheckNoUsableMethod: our certificate does not name our domain, so the
+// peer offers no SASL EXTERNAL, and the partner's settings accept nothing
+// else: the features stage says so, and authentication fails.
+func TestCheckNoUsableMethod(t *testing.T) {
+	w := newCheckWorld(t)
+	a := w.server("contoso.example", "not-contoso.example", policy.Partner{Domain: "fabrikam.example"})
+	w.server("fabrikam.example", "fabrikam.example", policy.Partner{Domain: "contoso.example"})
+	rep, err := a.Check(context.Background(), "fabrikam.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumpStages(t, rep.Stages)
+	f := rep.Stage("features", "")
+	if f == nil || f.OK || !errors.Is(f.Err, s2s.ErrNoMethod) || strings.Contains(f.Detail, "EXTERNAL") || !strings.Contains(f.Err.Error(), "SASL over TLS") {
+		t.Errorf("features stage %+v", f)
+	}
+	if c := rep.Stage("certificate", ""); c == nil || !c.OK {
+		t.Errorf("the peer's certificate is fine: %+v", c)
+	}
+	if au := rep.Stage("auth", ""); au == nil || au.OK {
+		t.Errorf("auth %+v", au)
+	}
 }

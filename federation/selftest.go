@@ -60,6 +60,7 @@ func (s *Server) SelfTest(ctx context.Context, from, to jid.JID) (*SelfTestRepor
 		return rep, ErrServerClosed
 	}
 	step := s.checkStep()
+	caller := ctx // its end is the error returned; ours only bounds the test
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 6*step)
@@ -100,7 +101,7 @@ func (s *Server) SelfTest(ctx context.Context, from, to jid.JID) (*SelfTestRepor
 		st.Detail = describeRemote(r)
 	})
 	if rem == nil {
-		return rep, ctx.Err()
+		return rep, caller.Err()
 	}
 
 	// dns: what the pool will look up (the pool caches it).
@@ -108,7 +109,7 @@ func (s *Server) SelfTest(ctx context.Context, from, to jid.JID) (*SelfTestRepor
 	crep := &CheckReport{Domain: remote}
 	if _, ok := c.dnsStage(ctx, crep, rem); !ok {
 		rep.Stages = append(rep.Stages, crep.Stages...)
-		return rep, ctx.Err()
+		return rep, caller.Err()
 	}
 	rep.Stages = append(rep.Stages, crep.Stages...)
 
@@ -169,7 +170,7 @@ func (s *Server) SelfTest(ctx context.Context, from, to jid.JID) (*SelfTestRepor
 			icancel()
 			<-done
 		}
-		return rep, ctx.Err()
+		return rep, caller.Err()
 	}
 	if !got {
 		select {
@@ -197,7 +198,7 @@ func (s *Server) SelfTest(ctx context.Context, from, to jid.JID) (*SelfTestRepor
 	delivery.OK = delivery.Err == nil
 	rep.Stages = append(rep.Stages, delivery)
 	if !delivery.OK {
-		return rep, ctx.Err()
+		return rep, caller.Err()
 	}
 
 	reply := Stage{Name: "reply", Target: to.String(), Duration: time.Since(start)}
@@ -217,7 +218,7 @@ func (s *Server) SelfTest(ctx context.Context, from, to jid.JID) (*SelfTestRepor
 	}
 	reply.OK = reply.Err == nil
 	rep.Stages = append(rep.Stages, reply)
-	if err := ctx.Err(); err != nil && !reply.OK {
+	if err := caller.Err(); err != nil && !reply.OK {
 		return rep, err
 	}
 	return rep, nil
