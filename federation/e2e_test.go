@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
@@ -305,6 +306,8 @@ type world struct {
 	t   testing.TB
 	ca  *certs.TestCA
 	dns *dnsdiscotest.Server
+	// mod, if set, changes each Server before it starts.
+	mod func(*federation.Server)
 }
 
 func newWorld(t testing.TB) *world {
@@ -347,6 +350,9 @@ func (w *world) node(domain string, partners map[string]policy.PartnerType, user
 		Backend:   h,
 		Metrics:   n.metrics,
 		Version:   &federation.Version{Name: "xmppfed-test", Version: "1.0"},
+	}
+	if w.mod != nil {
+		w.mod(n.srv)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -652,4 +658,81 @@ func TestConfigErrors(t *testing.T) {
 	if err := s.Send(context.Background(), &translate.Message{From: mustJID(t, "alice@a.example"), To: mustJID(t, "bob@b.example"), Body: "x"}); !errors.Is(err, federation.ErrServerClosed) {
 		t.Errorf("Send after Shutdown: %v", err)
 	}
+}
+
+// logBuffer collects log output from several goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestNoBodiesInLogs: with LogBodies off (the default), no message body
+// appears in any log line at any level, while the metadata does
+// (REFERENCE §5.9 #93).
+func TestNoBodiesInLogs(t *testing.T) {
+	var logs logBuffer
+	w := newWorld(t)
+	w.mod = func(s *federation.Server) {
+		s.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	a := w.node("a.example", map[string]policy.PartnerType{"b.example": policy.Federated}, "alice")
+	b := w.node("b.example", map[string]policy.PartnerType{"a.example": policy.Federated}, "bob")
+	alice, bob := mustJID(t, "alice@a.example"), mustJID(t, "bob@b.example")
+	send(t, a, &translate.Message{From: alice, To: bob, ID: "s1", Body: "SECRET-ONE"})
+	b.host.wait(t, "message", message(func(m *translate.Message) bool { return m.ID == "s1" }))
+	send(t, b, &translate.Message{From: bob, To: alice, ID: "s2", Body: "SECRET-TWO"})
+	a.host.wait(t, "message", message(func(m *translate.Message) bool { return m.ID == "s2" }))
+	send(t, a, &translate.Message{From: alice, To: mustJID(t, "nobody@b.example"), ID: "s3", Body: "SECRET-THREE"})
+	a.host.wait(t, "bounce", bounced(func(b bounce) bool { return true }))
+	a.stop()
+	b.stop()
+	out := logs.String()
+	if strings.Contains(out, "SECRET") {
+		t.Errorf("a body was logged:\n%s", out)
+	}
+	if !strings.Contains(out, "alice@a.example") || !strings.Contains(out, "stream established") {
+		t.Errorf("metadata missing from the logs:\n%s", out)
+	}
+}
+
+// panicky is a Backend whose Bounce panics.
+type panicky struct{ *host }
+
+func (panicky) Bounce(context.Context, translate.Stanza, stanza.Error) { panic("host bug") }
+
+// TestBackendPanic: a panic in a Backend method called outside a stream
+// (Bounce) is recovered and logged with its stack; the Server goes on.
+func TestBackendPanic(t *testing.T) {
+	var logs logBuffer
+	w := newWorld(t)
+	w.mod = func(s *federation.Server) {
+		s.Backend = panicky{s.Backend.(*host)}
+		s.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	}
+	a := w.node("a.example", map[string]policy.PartnerType{"b.example": policy.Federated, "c.example": policy.Federated}, "alice")
+	b := w.node("b.example", map[string]policy.PartnerType{"a.example": policy.Federated}, "bob")
+	alice := mustJID(t, "alice@a.example")
+	// c.example has no DNS records: the bounce panics.
+	send(t, a, &translate.Message{From: alice, To: mustJID(t, "carol@c.example"), Body: "x"})
+	deadline := time.Now().Add(hang)
+	for !strings.Contains(logs.String(), "host bug") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if out := logs.String(); !strings.Contains(out, "host bug") || !strings.Contains(out, "goroutine") {
+		t.Fatalf("panic not logged with its stack:\n%s", out)
+	}
+	send(t, a, &translate.Message{From: alice, To: mustJID(t, "bob@b.example"), ID: "after", Body: "still up"})
+	b.host.wait(t, "message after the panic", message(func(m *translate.Message) bool { return m.ID == "after" }))
 }

@@ -160,6 +160,7 @@ func (s *Server) partnerOf(domain string) string {
 // iq of ours (sendIQ) fails its request instead.
 func (s *Server) bounce(ctx context.Context, st *s2s.Stanza, e stanza.Error) {
 	r := &s.run
+	defer s.guard(ctx, "Bounce")
 	if m := s.Metrics; m != nil {
 		m.Bounced(string(e.Condition))
 	}

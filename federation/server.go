@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"slices"
 	"sync"
 
@@ -351,6 +352,7 @@ func (s *Server) worker() {
 func (s *Server) doJob(j job) {
 	r := &s.run
 	ctx := r.ctx
+	defer s.guard(ctx, "stream event")
 	if !j.up {
 		if err := r.tr.StreamDown(ctx, j.domain); err != nil {
 			r.log.LogAttrs(ctx, slog.LevelWarn, "federation: contacts not marked unknown after stream loss",
@@ -372,6 +374,16 @@ func (s *Server) doJob(j job) {
 			r.log.LogAttrs(ctx, slog.LevelInfo, "federation: probe after reconnection not sent",
 				slog.String("domain", j.domain), slog.Any("err", err))
 		}
+	}
+}
+
+// guard recovers a panic in a Backend method called outside a stream's
+// Handler (s2s recovers those itself), and logs it with its stack: a
+// faulty host method must not take the process down.
+func (s *Server) guard(ctx context.Context, what string) {
+	if v := recover(); v != nil {
+		s.run.log.LogAttrs(ctx, slog.LevelError, "federation: panic in the Backend ("+what+")",
+			slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 	}
 }
 
