@@ -308,6 +308,8 @@ type world struct {
 	dns *dnsdiscotest.Server
 	// mod, if set, changes each Server before it starts.
 	mod func(*federation.Server)
+	// directTLS serves the nodes with ServeDirectTLS (XEP-0368).
+	directTLS bool
 }
 
 func newWorld(t testing.TB) *world {
@@ -359,9 +361,13 @@ func (w *world) node(domain string, partners map[string]policy.PartnerType, user
 		t.Fatal(err)
 	}
 	n.proxy = newProxy(t, l.Addr().String())
-	w.dns.AddSRV("_xmpp-server._tcp", domain, "xmpp."+domain, n.proxy.port(), 0, 0)
+	service, serve := "_xmpp-server._tcp", n.srv.Serve
+	if w.directTLS {
+		service, serve = "_xmpps-server._tcp", n.srv.ServeDirectTLS
+	}
+	w.dns.AddSRV(service, domain, "xmpp."+domain, n.proxy.port(), 0, 0)
 	w.dns.AddHost("xmpp."+domain, netip.MustParseAddr("127.0.0.1"))
-	go func() { n.serve <- n.srv.Serve(l) }()
+	go func() { n.serve <- serve(l) }()
 	t.Cleanup(n.stop)
 	return n
 }
@@ -735,4 +741,46 @@ func TestBackendPanic(t *testing.T) {
 	}
 	send(t, a, &translate.Message{From: alice, To: mustJID(t, "bob@b.example"), ID: "after", Body: "still up"})
 	b.host.wait(t, "message after the panic", message(func(m *translate.Message) bool { return m.ID == "after" }))
+}
+
+// TestDirectTLS: the same conversation over XEP-0368 direct TLS listeners.
+func TestDirectTLS(t *testing.T) {
+	w := newWorld(t)
+	w.directTLS = true
+	a := w.node("a.example", map[string]policy.PartnerType{"b.example": policy.Federated}, "alice")
+	b := w.node("b.example", map[string]policy.PartnerType{"a.example": policy.Federated}, "bob")
+	send(t, a, &translate.Message{From: mustJID(t, "alice@a.example"), To: mustJID(t, "bob@b.example"), ID: "d1", Body: "direct"})
+	b.host.wait(t, "message", message(func(m *translate.Message) bool { return m.ID == "d1" }))
+	for _, si := range a.srv.Stats().Streams {
+		if si.TLSVersion == "" {
+			t.Errorf("stream without TLS: %+v", si)
+		}
+	}
+}
+
+// TestListenAndServe: the listener shows in Stats until Close, and
+// ListenAndServe then returns ErrServerClosed, as do Serve and Send.
+func TestListenAndServe(t *testing.T) {
+	s := &federation.Server{Domains: []string{"a.example"}, Backend: newHost("a.example", "alice")}
+	done := make(chan error, 1)
+	go func() { done <- s.ListenAndServe("127.0.0.1:0") }()
+	deadline := time.Now().Add(hang)
+	for len(s.Stats().Listeners) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if l := s.Stats().Listeners; len(l) != 1 || !strings.HasPrefix(l[0], "127.0.0.1:") {
+		t.Errorf("Listeners = %v", l)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, federation.ErrServerClosed) {
+		t.Errorf("ListenAndServe = %v", err)
+	}
+	if l := s.Stats().Listeners; len(l) != 0 {
+		t.Errorf("Listeners after Close = %v", l)
+	}
+	if err := s.ListenAndServe("127.0.0.1:0"); !errors.Is(err, federation.ErrServerClosed) {
+		t.Errorf("ListenAndServe after Close = %v", err)
+	}
 }
