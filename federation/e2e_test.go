@@ -578,6 +578,18 @@ func TestSubscriptionPublicUnverified(t *testing.T) {
 	alice, bob := mustJID(t, "alice@a.example"), mustJID(t, "bob@b.example")
 	b.host.setPresence("bob@b.example", translate.Presence{Availability: translate.DoNotDisturb, Note: "secret plans"})
 
+	// Before any subscription, alice's server refuses bob's message
+	// (REFERENCE §5.6 #68): the refusal reaches bob's host as a bounce.
+	send(t, b, &translate.Message{From: bob, To: alice, ID: "early", Body: "hello stranger"})
+	bo := b.host.wait(t, "refusal", bounced(func(bounce) bool { return true })).(bounce)
+	if m, ok := bo.v.(*translate.Message); !ok || m.ID != "early" || m.Body != "hello stranger" ||
+		(bo.reason.Condition != stanza.Forbidden && bo.reason.Condition != stanza.NotAuthorized) {
+		t.Errorf("refusal = %T%+v, %v", bo.v, bo.v, bo.reason)
+	}
+	if !a.host.none(message(func(*translate.Message) bool { return true })) {
+		t.Errorf("alice got a message from a stranger: %s", a.host.dump())
+	}
+
 	send(t, a, &translate.Subscription{From: alice, To: bob, Action: translate.Subscribe})
 	b.host.wait(t, "held subscribe", subscription(func(s *translate.Subscription) bool {
 		return s.Action == translate.Subscribe && !s.AutoApproved && s.From.Equal(alice)
