@@ -309,12 +309,11 @@ func (c *chat) Bounce(_ context.Context, v translate.Stanza, reason stanza.Error
 	what := "stanza"
 	switch v := v.(type) {
 	case *translate.Message:
+		// An error reply carries the original body only when the remote
+		// server copied it (RFC 6120 §8.3.1 allows it): name it by id.
 		from, to, what = v.From, v.To, "message"
 		if v.ID != "" {
 			what += " " + v.ID
-		}
-		if v.Body == "" {
-			what = "notification"
 		}
 	case *translate.Presence:
 		from, to, what = v.From, v.To, "presence"
