@@ -203,6 +203,10 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, onReady re
 		return err
 	}
 
+	// stop ends the goroutines tied to ctx (Watch) when serve returns
+	// for another reason.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var wg sync.WaitGroup
 	served := make(chan error, 1)
 	wg.Go(func() { served <- fed.Serve(fedLn) })
@@ -230,6 +234,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, onReady re
 	case serveErr = <-served:
 		// Serve ended by itself (the listener failed): stop the rest.
 	}
+	stop()
 	userLn.Close()
 	c.closeSessions()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

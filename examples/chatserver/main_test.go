@@ -313,6 +313,29 @@ func TestDefaults(t *testing.T) {
 	c.expect("usage: presence")
 	c.send("frobnicate")
 	c.expect(`unknown command "frobnicate"`)
+	// Bad input gets an answer, never a panic or a silence.
+	for _, tc := range []struct{ line, want string }{
+		{"login", "no such user"},
+		{"login alice", "already logged in as bob@chat.localhost"},
+		{"msg", "a JID is needed"},
+		{"msg prosody.localhost hi", `"prosody.localhost" is a domain, not a user`},
+		{"msg a@b@c hi", `"a@b@c" is not a JID`},
+		{"msg alice@chat.localhost", "usage: msg JID TEXT"},
+		{"sub alice@chat.localhost", "contact lists hold remote contacts only"},
+		{"approve", "a JID is needed"},
+		{"presence", "usage: presence"},
+		{"who", "no contacts yet"},
+	} {
+		c.send(tc.line)
+		c.expect(tc.want)
+	}
+	other := dial(t, s.userAddr)
+	other.send("login nobody")
+	other.expect("no such user")
+	other.send("who")
+	other.expect("log in first")
+	other.send(strings.Repeat("x", maxLine+1))
+	other.expect(fmt.Sprintf("line longer than %d bytes: bye", maxLine))
 	if err := s.stop(); err != nil {
 		t.Errorf("serve: %v", err)
 	}
