@@ -219,10 +219,13 @@ func (s *Server) flush(op *outPair, st *stream) bool {
 	for i, q := range op.queue {
 		items[i] = outItem{raw: q.raw, stz: q}
 	}
+	// The count drops before the stream can write them, so that Queued
+	// never counts a stanza already delivered.
+	s.run.queued.Add(-int64(len(op.queue)))
 	if !st.enqueue(items...) {
+		s.run.queued.Add(int64(len(op.queue)))
 		return false
 	}
-	s.run.queued.Add(-int64(len(op.queue)))
 	clear(op.queue)
 	op.queue = op.queue[:0]
 	return true
