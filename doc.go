@@ -44,27 +44,45 @@
 //     atomic, can be dry-run and apply without a restart. s2s enforces it
 //     on every stream.
 //
-// Later parts of the module add translate (XMPP to the host's model and
-// back) and federation (the server a host embeds). examples/ holds
-// runnable programs; examples/s2scheck is a diagnostic an operator runs
-// against a domain, examples/policycheck checks a policy file. internal/
-// holds the stream framer, the injectable clock, domain-name
-// normalization and the interop suite against Prosody and ejabberd.
+//   - [github.com/xmppfed/xmppfed/translate] maps XMPP messages, presence and
+//     subscriptions to a small protocol-neutral model and back (RFC 6121,
+//     XEP-0085 chat states, XEP-0184 receipts, XEP-0203 delay, XEP-0308
+//     corrections, XEP-0319 idle), with a replaceable presence table, the
+//     RFC 6121 subscription state machine, presence aggregation over
+//     resources and the partner-type rules; its Translator opens no socket.
+//
+//   - [github.com/xmppfed/xmppfed/federation] is what a host embeds: one
+//     Server that wires all of the above behind Serve, Send, Shutdown and
+//     Close, answers pings, disco and version for its domains, reports
+//     metrics (adapter: federation/promfed for Prometheus) and offers the
+//     operator's diagnostics Check and SelfTest.
+//     [github.com/xmppfed/xmppfed/federation/federationtest] gives a
+//     downstream project's tests a fake remote XMPP domain with scriptable
+//     users, a test CA, a loopback DNS server and a recording Backend.
+//
+// examples/ holds runnable programs: examples/quickstart (two federating
+// domains in one process, the README's first command), examples/chatserver
+// (a toy chat server that federates with real XMPP servers),
+// examples/s2scheck (the operator's diagnostic over federation.Check) and
+// examples/policycheck (checks a policy file). internal/ holds the stream
+// framer, the injectable clock, domain-name normalization and the interop
+// suite against Prosody and ejabberd.
 //
 // # A minimal wiring sketch
 //
-// Finding and checking a peer with the packages available today:
+// A host implements federation.Backend (its users, contact lists and
+// directory), builds a policy and runs a federation.Server:
 //
-//	var r dnsdisco.Resolver // zero value: nameservers from /etc/resolv.conf
-//	targets, err := r.LookupServer(ctx, "example.org")
-//	if err != nil {
-//		// *dnsdisco.LookupError: NotFound() -> remote-server-not-found,
-//		// Temporary() -> remote-server-timeout
+//	pol, err := policy.New(ctx, &policy.FileStore{Path: "xmpp.toml"},
+//		&policy.Options{Directory: backend})
+//	go pol.Watch(ctx, 0) // operator edits apply without a restart
+//	srv := &federation.Server{
+//		Domains:   []string{"chat.example"},
+//		TLSConfig: &tls.Config{GetCertificate: reloader.GetCertificate},
+//		Policy:    pol,
+//		Backend:   backend, // inbound IMs, presence and subscriptions arrive here
 //	}
-//	for _, t := range targets {
-//		// dial t.Addrs on t.Port, TLS with ServerName "example.org" (SNI is the
-//		// domain, never the SRV target), then:
-//		res, err := certs.Verify("example.org", conn.ConnectionState().PeerCertificates, certs.VerifyOptions{})
-//		_ = res // res.Matched says which identity the certificate matched
-//	}
+//	go srv.ListenAndServe(":5269")
+//	err = srv.Send(ctx, &translate.Message{From: alice, To: bob, Body: "hello"})
+//	err = srv.Shutdown(ctx) // delivers or bounces what is queued
 package xmppfed
