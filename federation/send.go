@@ -108,16 +108,11 @@ func (s *Server) precheck(ctx context.Context, v translate.Stanza) error {
 
 // isLocal reports whether domain is one of Server.Domains.
 func (s *Server) isLocal(domain string) bool {
+	if s.run.domains[domain] {
+		return true // already an A-label, as JID domainparts of ASCII names are
+	}
 	a, err := certs.NormalizeDomain(domain)
-	if err != nil {
-		return false
-	}
-	for _, d := range s.Domains {
-		if b, err := certs.NormalizeDomain(d); err == nil && a == b {
-			return true
-		}
-	}
-	return false
+	return err == nil && s.run.domains[a]
 }
 
 // sendRaw queues one encoded stanza in the s2s pool.

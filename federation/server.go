@@ -12,6 +12,7 @@ import (
 
 	streamerr "mellium.im/xmpp/stream"
 
+	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
 	"github.com/xmppfed/xmppfed/translate"
@@ -31,6 +32,7 @@ type state struct {
 	tr       *translate.Translator
 	presence translate.PresenceMapper
 	log      *slog.Logger
+	domains  map[string]bool // Server.Domains as A-labels
 	// ctx ends at Close (or at the end of Shutdown): it bounds the work
 	// the Server does on its own (stream events, probes).
 	ctx    context.Context
@@ -65,6 +67,12 @@ func (s *Server) init() {
 		r.presence = s.Presence
 		if r.presence == nil {
 			r.presence = translate.NewPresenceTable()
+		}
+		r.domains = make(map[string]bool, len(s.Domains))
+		for _, d := range s.Domains {
+			if a, err := certs.NormalizeDomain(d); err == nil {
+				r.domains[a] = true
+			}
 		}
 		r.ctx, r.cancel = context.WithCancel(context.Background())
 		r.listeners = make(map[net.Listener]string)
