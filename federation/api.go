@@ -39,7 +39,7 @@ type Backend interface {
 // Version is what XEP-0092 software version queries to our domains are
 // answered with.
 type Version struct {
-	Name, Version, OS string
+	Name, Version, OS string // the software name, version and operating system reported
 }
 
 // Metrics receives counters and gauges; every method must be cheap and
@@ -130,11 +130,11 @@ type Stage struct {
 
 // CheckReport is the operator's diagnostic for one remote domain.
 type CheckReport struct {
-	Domain string
+	Domain string // the remote domain checked
 	// Partner is the policy's view of the domain (nil when refused;
 	// Refused says why).
 	Partner *policy.Remote
-	Refused error
+	Refused error // the policy's refusal (a *policy.Denial), nil when admitted
 	// Targets are the DNS candidates in connection order.
 	Targets []dnsdisco.Target
 	// Stages are the checks run, in order: policy, dns, then per
@@ -150,6 +150,6 @@ type CheckReport struct {
 
 // SelfTestReport is the outcome of SelfTest, stage by stage.
 type SelfTestReport struct {
-	From, To jid.JID
-	Stages   []Stage
+	From, To jid.JID // the ping's sender (local) and target (remote)
+	Stages   []Stage // the stages run, in order
 }

@@ -140,8 +140,8 @@ const GlobalPolicy = "global"
 
 // Config is one complete policy: what a Store keeps.
 type Config struct {
-	Gateway  Gateway
-	Partners []Partner
+	Gateway  Gateway   // deployment-wide settings
+	Partners []Partner // the allowed partners
 	// Policies are the access policies. The global one is implied when
 	// missing (with EnableXMPPAccess off).
 	Policies []AccessPolicy

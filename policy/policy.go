@@ -235,7 +235,7 @@ const (
 // Request is an inbound request from a remote user to a local user, for
 // Inbound.
 type Request struct {
-	Action Action
+	Action Action  // what is asked
 	From   jid.JID // the remote user
 	To     jid.JID // the local user
 	// Authorized reports whether the local user has authorized From (has
@@ -264,7 +264,7 @@ const (
 
 // Decision is Inbound's answer.
 type Decision struct {
-	Verdict Verdict
+	Verdict Verdict // the outcome
 	// ShareNote reports whether the local user's personal note may go to
 	// From (Federated partners only).
 	ShareNote bool
@@ -317,7 +317,7 @@ func (r Rule) String() string { return r.name() }
 // Denial is a refusal by policy. Its StanzaError is what the remote or
 // local sender is told.
 type Denial struct {
-	Rule   Rule
+	Rule   Rule   // which rule refused
 	Domain string // the remote domain concerned, if any
 	User   string // the local user concerned, if any (bare JID)
 	// Partner is, for RuleOtherPartner, the partner (main domain, or the
@@ -346,7 +346,7 @@ type ApplyOptions struct {
 
 // Report describes what Apply changed (or would change, for a dry run).
 type Report struct {
-	DryRun   bool
+	DryRun   bool      // the change was only validated, not saved
 	Warnings []Warning // from the settings of added or changed partners and policies
 	// Added, Changed and Removed list the partners (main domains) and
 	// access policies (names prefixed "policy:") concerned, sorted.

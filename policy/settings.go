@@ -228,9 +228,9 @@ func (s Settings) ExpectedMethods() Methods {
 // Warning is a setting that works but is probably not what the operator
 // meant. Code is stable ("W-SASL-TLS", "W-DB-UNUSED"); Text explains.
 type Warning struct {
-	Code  string
+	Code  string // stable code, e.g. "W-SASL-TLS"
 	Field string // the setting it concerns, e.g. "sasl" or "dialback"
-	Text  string
+	Text  string // an explanation for the operator
 }
 
 // String returns "Code: Text".
@@ -288,10 +288,10 @@ func (s Settings) Validate(strict bool) ([]Warning, error) {
 // "partner[fabrikam.com].tls"), Value what it was, Reason why. Line is the
 // line in the policy file it came from, 0 when it did not come from a file.
 type FieldError struct {
-	Field  string
-	Value  string
-	Reason string
-	Line   int
+	Field  string // the setting, as the policy file spells it
+	Value  string // the refused value (never a secret)
+	Reason string // why it is refused
+	Line   int    // line in the policy file; 0 when not from a file
 }
 
 // Error returns "policy: [line N: ]Field = "Value": Reason".

@@ -38,8 +38,8 @@ func (t StreamEventType) String() string {
 // StreamEvent reports a change in a stream's life, for metrics and for
 // presence (a remote domain out of reach). See Server.StreamEvent.
 type StreamEvent struct {
-	Type      StreamEventType
-	Direction Direction // who opened (or tried to open) the connection
+	Type      StreamEventType // what happened
+	Direction Direction       // who opened (or tried to open) the connection
 	// Local and Remote are the domains of the stream's header ("" when
 	// not known yet, for an inbound stream that failed before its header).
 	Local, Remote string

@@ -168,7 +168,7 @@ type Translator struct {
 	// Logger receives translation events; nil is silent. Bodies are never
 	// logged unless LogBodies.
 	Logger    *slog.Logger
-	LogBodies bool
+	LogBodies bool // allow message bodies in logs (policy Gateway.LogBodies)
 
 	st state // run-time state (translator.go)
 }

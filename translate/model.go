@@ -79,11 +79,11 @@ func (c ChatState) String() string {
 // bare; a remote sender's is the full JID that wrote (replies go there,
 // REFERENCE §5.7 #73).
 type Message struct {
-	From, To jid.JID
+	From, To jid.JID // sender and recipient
 	// ID is the stanza id ("" when none); receipts and corrections refer
 	// to it.
 	ID   string
-	Type MessageType
+	Type MessageType // chat (the zero value) or normal
 	// Body is plain UTF-8 text, whitespace and line breaks kept.
 	Body string
 	// Lang is the body's xml:lang ("" when unspecified), kept both ways.
@@ -149,8 +149,8 @@ func (a Availability) String() string {
 // from several resources of one remote user are aggregated first (RFC
 // 6121 §4.4.2... see Translator) and From is the bare JID.
 type Presence struct {
-	From, To     jid.JID
-	Availability Availability
+	From, To     jid.JID      // sender and recipient
+	Availability Availability // the state; Unknown when nothing is known
 	// Note is the personal note (XMPP <status/>). Outbound, it is sent
 	// only to Federated partners; others get at most a generic label.
 	Note string
@@ -197,9 +197,9 @@ func (a SubscriptionAction) String() string {
 // Subscription is a subscription request or answer between a local and a
 // remote user (bare JIDs).
 type Subscription struct {
-	From, To jid.JID
-	ID       string
-	Action   SubscriptionAction
+	From, To jid.JID            // the requesting or answering user and the other one (bare JIDs)
+	ID       string             // the stanza id ("" when none)
+	Action   SubscriptionAction // what is asked or answered
 	// AutoApproved marks a Subscribe the Translator has already approved
 	// for the local user (Federated and PublicVerified partners, REFERENCE
 	// §5.6 #65, #66): the host is told, and need not answer. It is never
@@ -211,6 +211,6 @@ type Subscription struct {
 // for the To user's current presence. The Translator answers it; hosts
 // never see one.
 type Probe struct {
-	From, To jid.JID
-	ID       string
+	From, To jid.JID // the asking server's user and the user asked about (bare JIDs)
+	ID       string  // the stanza id ("" when none)
 }

@@ -89,6 +89,7 @@ type prefixWriter struct {
 	prefix string
 }
 
+// Write writes b to the shared output, prefixed, under the output lock.
 func (p prefixWriter) Write(b []byte) (int, error) {
 	p.c.mu.Lock()
 	defer p.c.mu.Unlock()

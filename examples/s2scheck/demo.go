@@ -158,27 +158,49 @@ type demoBackend struct{}
 
 var errNoUsers = errors.New("s2scheck demo: no users here")
 
+// The demo domains have no users: every delivery is refused and
+// every look-up finds nobody, which is all a connectivity check needs.
+
+// DeliverMessage refuses: no users.
 func (demoBackend) DeliverMessage(context.Context, *translate.Message) error {
 	return translate.ErrUnknownUser
 }
+
+// DeliverPresence refuses: no users.
 func (demoBackend) DeliverPresence(context.Context, *translate.Presence) error {
 	return translate.ErrUnknownUser
 }
+
+// DeliverSubscription refuses: no users.
 func (demoBackend) DeliverSubscription(context.Context, *translate.Subscription) error {
 	return translate.ErrUnknownUser
 }
+
+// CurrentPresence finds nobody.
 func (demoBackend) CurrentPresence(context.Context, jid.JID) (*translate.Presence, error) {
 	return nil, translate.ErrUnknownUser
 }
+
+// State is None for every pair.
 func (demoBackend) State(context.Context, jid.JID, jid.JID) (translate.SubState, error) {
 	return translate.None, nil
 }
+
+// SetState refuses: no users.
 func (demoBackend) SetState(context.Context, jid.JID, jid.JID, translate.SubState) error {
 	return errNoUsers
 }
-func (demoBackend) Watchers(context.Context, jid.JID) ([]jid.JID, error)   { return nil, nil }
+
+// Watchers is empty.
+func (demoBackend) Watchers(context.Context, jid.JID) ([]jid.JID, error) { return nil, nil }
+
+// Contacts is empty.
 func (demoBackend) Contacts(context.Context, string) ([][2]jid.JID, error) { return nil, nil }
+
+// Bounce drops the value: the demo sends nothing of its own.
 func (demoBackend) Bounce(context.Context, translate.Stanza, stanza.Error) {}
+
+// LookupUser finds nobody.
 func (demoBackend) LookupUser(context.Context, jid.JID) (policy.User, error) {
 	return policy.User{}, policy.ErrUnknownUser
 }

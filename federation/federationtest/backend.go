@@ -49,8 +49,8 @@ type backendUser struct {
 // Bounced is a value the federation.Server handed back to the Backend
 // (Backend.Bounce): what could not be delivered, and why.
 type Bounced struct {
-	Value  translate.Stanza
-	Reason stanza.Error
+	Value  translate.Stanza // what Send accepted and could not deliver
+	Reason stanza.Error     // why: the stanza error for its sender
 }
 
 // AddUser adds (or updates) the local user user (used in its bare form)
