@@ -18,6 +18,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco"
+	"github.com/xmppfed/xmppfed/internal/tlscert"
 	"github.com/xmppfed/xmppfed/internal/wire"
 	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
@@ -43,16 +44,16 @@ const maxPreTLS = 64 << 10
 const defaultCheckStep = 10 * time.Second
 
 // OK reports whether every stage passed (and at least one ran).
-func (r *CheckReport) OK() bool {
-	if r == nil || len(r.Stages) == 0 {
-		return false
-	}
-	for _, st := range r.Stages {
+func (r *CheckReport) OK() bool { return r != nil && allOK(r.Stages) }
+
+// allOK reports whether stages is not empty and every stage passed.
+func allOK(stages []Stage) bool {
+	for _, st := range stages {
 		if !st.OK {
 			return false
 		}
 	}
-	return true
+	return len(stages) > 0
 }
 
 // Stage returns the first stage named name (and, when target is not empty,
@@ -441,7 +442,7 @@ func (p *prober) tls(ctx context.Context, direct bool, set policy.Settings) (*wi
 		// aborting the handshake: a diagnostic shows what it rejects.
 		InsecureSkipVerify: true, // #nosec: verified with certs.Verify
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			if c := certFor(p.c.srv.TLSConfig, p.c.local); c != nil {
+			if c := tlscert.For(p.c.srv.TLSConfig, p.c.local); c != nil {
 				return c, nil
 			}
 			return &tls.Certificate{}, nil
@@ -672,23 +673,6 @@ func judgeFeatures(f *wire.Node, hdr wire.Header, set policy.Settings, overTLS b
 		return detail, fmt.Errorf("%w: the partner's settings accept %s", s2s.ErrNoMethod, expected)
 	}
 	return detail + "; usable: " + usable.String(), nil
-}
-
-// certFor returns our certificate for domain from base, or nil.
-func certFor(base *tls.Config, domain string) *tls.Certificate {
-	if base == nil {
-		return nil
-	}
-	if base.GetCertificate != nil {
-		c, err := base.GetCertificate(&tls.ClientHelloInfo{ServerName: domain})
-		if err == nil && c != nil {
-			return c
-		}
-	}
-	if len(base.Certificates) > 0 {
-		return &base.Certificates[0]
-	}
-	return nil
 }
 
 // authStage opens a stream to domain through a throwaway s2s.Server with

@@ -19,17 +19,7 @@ import (
 const selfTestPoll = 20 * time.Millisecond
 
 // OK reports whether every stage passed (and at least one ran).
-func (r *SelfTestReport) OK() bool {
-	if r == nil || len(r.Stages) == 0 {
-		return false
-	}
-	for _, st := range r.Stages {
-		if !st.OK {
-			return false
-		}
-	}
-	return true
-}
+func (r *SelfTestReport) OK() bool { return r != nil && allOK(r.Stages) }
 
 // SelfTest sends an XEP-0199 ping from a local domain (or user) to a
 // remote domain (or JID) over the real path — policy, DNS, TCP, TLS,

@@ -16,6 +16,7 @@ import (
 
 	streamerr "mellium.im/xmpp/stream"
 
+	"github.com/xmppfed/xmppfed/internal/tlscert"
 	"github.com/xmppfed/xmppfed/internal/wire"
 	"github.com/xmppfed/xmppfed/policy"
 )
@@ -293,29 +294,12 @@ func (s *Server) clientTLS(local, remote string, directTLS bool) *tls.Config {
 		cfg.NextProtos = []string{alpnXMPPServer}
 	}
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		if c := certFor(base, local); c != nil {
+		if c := tlscert.For(base, local); c != nil {
 			return c, nil
 		}
 		return &tls.Certificate{}, nil // no certificate: dialback only
 	}
 	return cfg
-}
-
-// certFor returns our certificate for domain from base, or nil.
-func certFor(base *tls.Config, domain string) *tls.Certificate {
-	if base == nil {
-		return nil
-	}
-	if base.GetCertificate != nil {
-		c, err := base.GetCertificate(&tls.ClientHelloInfo{ServerName: domain})
-		if err == nil && c != nil {
-			return c
-		}
-	}
-	if len(base.Certificates) > 0 {
-		return &base.Certificates[0]
-	}
-	return nil
 }
 
 // canTLS reports whether we have a certificate to offer TLS with.
