@@ -183,3 +183,284 @@ func (c *Client) Close() {
 		}
 	})
 }
+
+// Namespaces the MelliumUser speaks beyond RFC 6120/6121.
+const (
+	nsChatStates = "http://jabber.org/protocol/chatstates" // XEP-0085
+	nsReceipts   = "urn:xmpp:receipts"                     // XEP-0184
+	nsStanzas    = "urn:ietf:params:xml:ns:xmpp-stanzas"   // RFC 6120 §8.3.3
+)
+
+// element is an empty child element whose name is its XMLName.
+type element struct {
+	XMLName xml.Name
+}
+
+// receipt is an XEP-0184 <received/>.
+type receipt struct {
+	ID string `xml:"id,attr"`
+}
+
+// outMessage is a message as the MelliumUser sends it.
+type outMessage struct {
+	stanza.Message
+	Body     string    `xml:"body,omitempty"`
+	State    *element  // an XEP-0085 chat state, named by its XMLName
+	Request  *struct{} `xml:"urn:xmpp:receipts request"`
+	Received *receipt  `xml:"urn:xmpp:receipts received"`
+}
+
+// outPresence is a presence as the MelliumUser sends it.
+type outPresence struct {
+	stanza.Presence
+	Show   string `xml:"show,omitempty"`
+	Status string `xml:"status,omitempty"`
+}
+
+// inStanza is a received message or presence, decoded loosely.
+type inStanza struct {
+	XMLName  xml.Name
+	ID       string    `xml:"id,attr"`
+	From     string    `xml:"from,attr"`
+	Type     string    `xml:"type,attr"`
+	Body     string    `xml:"body"`
+	Show     string    `xml:"show"`
+	Status   string    `xml:"status"`
+	Request  *struct{} `xml:"urn:xmpp:receipts request"`
+	Received *receipt  `xml:"urn:xmpp:receipts received"`
+	Error    *struct {
+		Type  string    `xml:"type,attr"`
+		Inner []element `xml:",any"`
+	} `xml:"error"`
+	Other []element `xml:",any"`
+}
+
+// event turns a received stanza into an Event.
+func (s *inStanza) event() Event {
+	e := Event{Kind: s.XMLName.Local, From: s.From, ID: s.ID, Body: s.Body, Show: s.Show, Status: s.Status,
+		ReceiptRequest: s.Request != nil}
+	if s.Received != nil {
+		e.ReceiptFor = s.Received.ID
+	}
+	for _, o := range s.Other {
+		if o.XMLName.Space == nsChatStates {
+			e.ChatState = o.XMLName.Local
+		}
+	}
+	switch {
+	case s.Type == "error":
+		e.Kind = "error"
+		if s.Error != nil {
+			e.ErrorType = s.Error.Type
+			for _, in := range s.Error.Inner {
+				if in.XMLName.Space == nsStanzas && in.XMLName.Local != "text" {
+					e.ErrorCondition = in.XMLName.Local
+					break
+				}
+			}
+		}
+	case e.Kind == "presence" && s.Type == "unavailable":
+		e.Unavailable = true
+	case e.Kind == "presence" && s.Type != "":
+		e.Kind = s.Type // subscribe, subscribed, unsubscribe, unsubscribed, probe
+	}
+	return e
+}
+
+// MelliumUser is a UserClient built on mellium.im/xmpp: a c2s session that
+// has fetched its roster (so the server treats it as an interested
+// resource, RFC 6121 §2.1.6, and delivers subscription requests to it)
+// and sent initial presence, recording every message and presence.
+type MelliumUser struct {
+	jid      jid.JID // the full JID bound
+	sess     *xmpp.Session
+	events   chan Event
+	served   chan struct{}
+	serveErr error
+	closeMu  sync.Once
+	seq      atomic.Int64
+}
+
+var _ UserClient = (*MelliumUser)(nil)
+
+// LoginUser logs user (a bare JID) in at addr like Login, then fetches
+// the roster and sends initial presence. The session is closed when t
+// ends.
+func LoginUser(t testing.TB, addr string, roots *x509.CertPool, user, pass string) *MelliumUser {
+	t.Helper()
+	j, err := jid.Parse(user)
+	if err != nil {
+		t.Fatalf("interop: login JID %q: %v", user, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatalf("interop: c2s dial %s for %s: %v", addr, user, err)
+	}
+	sess, err := xmpp.NewClientSession(ctx, j, conn,
+		xmpp.StartTLS(&tls.Config{ServerName: j.Domain().String(), RootCAs: roots, MinVersion: tls.VersionTLS12}),
+		xmpp.SASL("", pass, sasl.ScramSha1, sasl.Plain),
+		xmpp.BindResource(),
+	)
+	if err != nil {
+		conn.Close()
+		t.Fatalf("interop: c2s login %s at %s: %v", user, addr, err)
+	}
+	u := &MelliumUser{jid: sess.LocalAddr(), sess: sess, events: make(chan Event, 4096), served: make(chan struct{})}
+	go u.serve()
+	t.Cleanup(u.Close)
+	// The roster request comes first: the server handles the session's
+	// stanzas in order, so it is an interested resource by the time its
+	// initial presence goes out.
+	rosterGet := struct {
+		stanza.IQ
+		Query struct{} `xml:"jabber:iq:roster query"`
+	}{IQ: stanza.IQ{ID: "roster-1", Type: stanza.GetIQ}}
+	if err := sess.Encode(ctx, rosterGet); err != nil {
+		t.Fatalf("interop: roster request of %s: %v", user, err)
+	}
+	if err := u.SendPresence(ctx, Presence{}); err != nil {
+		t.Fatalf("interop: initial presence of %s: %v", user, err)
+	}
+	return u
+}
+
+func (u *MelliumUser) serve() {
+	defer close(u.served)
+	u.serveErr = u.sess.Serve(xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		if start.Name.Local != "message" && start.Name.Local != "presence" {
+			return nil
+		}
+		var s inStanza
+		d := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), r))
+		if err := d.Decode(&s); err != nil {
+			return nil
+		}
+		select {
+		case u.events <- s.event():
+		default: // never block the session; a test waiting for it fails
+		}
+		return nil
+	}))
+}
+
+// JID implements UserClient.
+func (u *MelliumUser) JID() string { return u.jid.Bare().String() }
+
+func (u *MelliumUser) nextID() string { return fmt.Sprintf("m%d", u.seq.Add(1)) }
+
+// SendMessage implements UserClient.
+func (u *MelliumUser) SendMessage(ctx context.Context, to, body string, o MessageOptions) (string, error) {
+	tj, err := jid.Parse(to)
+	if err != nil {
+		return "", fmt.Errorf("interop: recipient %q: %w", to, err)
+	}
+	id := o.ID
+	if id == "" {
+		id = u.nextID()
+	}
+	m := outMessage{Message: stanza.Message{To: tj, Type: stanza.ChatMessage, ID: id}, Body: body}
+	if o.ChatState != "" {
+		m.State = &element{XMLName: xml.Name{Space: nsChatStates, Local: o.ChatState}}
+	}
+	if o.RequestReceipt {
+		m.Request = &struct{}{}
+	}
+	return id, u.sess.Encode(ctx, m)
+}
+
+// SendChatState implements UserClient.
+func (u *MelliumUser) SendChatState(ctx context.Context, to, state string) error {
+	tj, err := jid.Parse(to)
+	if err != nil {
+		return fmt.Errorf("interop: recipient %q: %w", to, err)
+	}
+	return u.sess.Encode(ctx, outMessage{
+		Message: stanza.Message{To: tj, Type: stanza.ChatMessage, ID: u.nextID()},
+		State:   &element{XMLName: xml.Name{Space: nsChatStates, Local: state}},
+	})
+}
+
+// SendReceipt implements UserClient.
+func (u *MelliumUser) SendReceipt(ctx context.Context, to, id string) error {
+	tj, err := jid.Parse(to)
+	if err != nil {
+		return fmt.Errorf("interop: recipient %q: %w", to, err)
+	}
+	return u.sess.Encode(ctx, outMessage{
+		Message:  stanza.Message{To: tj, Type: stanza.ChatMessage, ID: u.nextID()},
+		Received: &receipt{ID: id},
+	})
+}
+
+// SendPresence implements UserClient.
+func (u *MelliumUser) SendPresence(ctx context.Context, p Presence) error {
+	out := outPresence{Presence: stanza.Presence{ID: u.nextID()}, Show: p.Show, Status: p.Status}
+	if p.To != "" {
+		tj, err := jid.Parse(p.To)
+		if err != nil {
+			return fmt.Errorf("interop: recipient %q: %w", p.To, err)
+		}
+		out.To = tj
+	}
+	if p.Unavailable {
+		out.Type = stanza.UnavailablePresence
+	}
+	return u.sess.Encode(ctx, out)
+}
+
+func (u *MelliumUser) subscription(ctx context.Context, to string, typ stanza.PresenceType) error {
+	tj, err := jid.Parse(to)
+	if err != nil {
+		return fmt.Errorf("interop: recipient %q: %w", to, err)
+	}
+	return u.sess.Encode(ctx, outPresence{Presence: stanza.Presence{To: tj.Bare(), Type: typ, ID: u.nextID()}})
+}
+
+// Subscribe implements UserClient.
+func (u *MelliumUser) Subscribe(ctx context.Context, to string) error {
+	return u.subscription(ctx, to, stanza.SubscribePresence)
+}
+
+// Approve implements UserClient.
+func (u *MelliumUser) Approve(ctx context.Context, from string) error {
+	return u.subscription(ctx, from, stanza.SubscribedPresence)
+}
+
+// Next implements UserClient. Events already received are returned even
+// after the session ended.
+func (u *MelliumUser) Next(ctx context.Context) (Event, error) {
+	select {
+	case e := <-u.events:
+		return e, nil
+	default:
+	}
+	select {
+	case e := <-u.events:
+		return e, nil
+	case <-u.served:
+		select {
+		case e := <-u.events:
+			return e, nil
+		default:
+		}
+		return Event{}, fmt.Errorf("interop: %s: session ended: %v", u.jid, u.serveErr)
+	case <-ctx.Done():
+		return Event{}, ctx.Err()
+	}
+}
+
+// Close implements UserClient: it ends the session and its connection and
+// waits (bounded) for the reader to stop.
+func (u *MelliumUser) Close() {
+	u.closeMu.Do(func() {
+		_ = u.sess.Close()
+		_ = u.sess.Conn().Close()
+		select {
+		case <-u.served:
+		case <-time.After(10 * time.Second):
+		}
+	})
+}

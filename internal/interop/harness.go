@@ -186,11 +186,12 @@ func writeCert(t testing.TB, acct account, dir, name string, c tls.Certificate) 
 
 // process is a server running in its own process group.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
-	err  error
+	stopOnce sync.Once
+	name     string
+	cmd      *exec.Cmd
+	log      *os.File
+	done     chan struct{}
+	err      error
 }
 
 // sandbox returns the command line that runs argv as acct in a new PID
@@ -215,7 +216,15 @@ func sandbox(acct account, resolvConf string, argv ...string) []string {
 // ends.
 func startProcess(t testing.TB, name, logPath string, env []string, argv ...string) *process {
 	t.Helper()
-	lf, err := os.Create(logPath)
+	return startProcessFor(t, t, name, logPath, env, argv...)
+}
+
+// startProcessFor is startProcess with the kill registered on owner's
+// cleanup instead of t's: a subtest restarting a server the parent test
+// started (failures still go to t). The log is appended to, not truncated.
+func startProcessFor(t, owner testing.TB, name, logPath string, env []string, argv ...string) *process {
+	t.Helper()
+	lf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +241,7 @@ func startProcess(t testing.TB, name, logPath string, env []string, argv ...stri
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(p.stop)
+	owner.Cleanup(p.stop)
 	return p
 }
 
@@ -248,8 +257,11 @@ func (p *process) exited() (bool, error) {
 
 // stop sends SIGTERM to the process group, then SIGKILL after 10 s, and
 // waits (bounded) for the leader. The group is killed again at the end so
-// children that outlive a graceful leader go too.
-func (p *process) stop() {
+// children that outlive a graceful leader go too. Later calls do nothing.
+func (p *process) stop() { p.stopOnce.Do(p.terminate) }
+
+// terminate is stop's one run.
+func (p *process) terminate() {
 	pgid := p.cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
