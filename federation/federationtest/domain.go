@@ -320,15 +320,21 @@ func (d *Domain) handle(ctx context.Context, st *s2s.Stanza) error {
 		return d.handleServer(ctx, st)
 	}
 	u := d.user(st.To.Localpart())
+	if st.Type == "error" {
+		// Recorded, never answered (RFC 6120 §8.3.1), even for a user the
+		// domain does not know.
+		if u == nil {
+			d.errs.add(remoteError(st))
+		} else {
+			u.errs.add(remoteError(st))
+		}
+		return nil
+	}
 	if u == nil {
 		// The policy's directory refuses unknown users before the
 		// handler; this is a stanza for a user the policy knows but the
 		// domain does not (a ConfigureServer change): RFC 6121 §8.5.2.1.
 		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
-	}
-	if st.Type == "error" {
-		u.errs.add(remoteError(st))
-		return nil
 	}
 	v, err := translate.Decode(st.Raw(), d.pm)
 	if errors.Is(err, translate.ErrIgnore) {
