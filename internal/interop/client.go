@@ -210,11 +210,16 @@ type outMessage struct {
 	Received *receipt  `xml:"urn:xmpp:receipts received"`
 }
 
-// outPresence is a presence as the MelliumUser sends it.
+// outPresence is a presence as the MelliumUser sends it (stanza.Presence
+// would write empty to and from attributes, which servers refuse as
+// jid-malformed).
 type outPresence struct {
-	stanza.Presence
-	Show   string `xml:"show,omitempty"`
-	Status string `xml:"status,omitempty"`
+	XMLName xml.Name `xml:"jabber:client presence"`
+	ID      string   `xml:"id,attr,omitempty"`
+	To      string   `xml:"to,attr,omitempty"`
+	Type    string   `xml:"type,attr,omitempty"`
+	Show    string   `xml:"show,omitempty"`
+	Status  string   `xml:"status,omitempty"`
 }
 
 // inStanza is a received message or presence, decoded loosely.
@@ -315,9 +320,11 @@ func LoginUser(t testing.TB, addr string, roots *x509.CertPool, user, pass strin
 	// stanzas in order, so it is an interested resource by the time its
 	// initial presence goes out.
 	rosterGet := struct {
-		stanza.IQ
-		Query struct{} `xml:"jabber:iq:roster query"`
-	}{IQ: stanza.IQ{ID: "roster-1", Type: stanza.GetIQ}}
+		XMLName xml.Name `xml:"jabber:client iq"`
+		ID      string   `xml:"id,attr"`
+		Type    string   `xml:"type,attr"`
+		Query   struct{} `xml:"jabber:iq:roster query"`
+	}{ID: "roster-1", Type: "get"}
 	if err := sess.Encode(ctx, rosterGet); err != nil {
 		t.Fatalf("interop: roster request of %s: %v", user, err)
 	}
@@ -397,36 +404,36 @@ func (u *MelliumUser) SendReceipt(ctx context.Context, to, id string) error {
 
 // SendPresence implements UserClient.
 func (u *MelliumUser) SendPresence(ctx context.Context, p Presence) error {
-	out := outPresence{Presence: stanza.Presence{ID: u.nextID()}, Show: p.Show, Status: p.Status}
+	out := outPresence{ID: u.nextID(), Show: p.Show, Status: p.Status}
 	if p.To != "" {
 		tj, err := jid.Parse(p.To)
 		if err != nil {
 			return fmt.Errorf("interop: recipient %q: %w", p.To, err)
 		}
-		out.To = tj
+		out.To = tj.String()
 	}
 	if p.Unavailable {
-		out.Type = stanza.UnavailablePresence
+		out.Type = "unavailable"
 	}
 	return u.sess.Encode(ctx, out)
 }
 
-func (u *MelliumUser) subscription(ctx context.Context, to string, typ stanza.PresenceType) error {
+func (u *MelliumUser) subscription(ctx context.Context, to, typ string) error {
 	tj, err := jid.Parse(to)
 	if err != nil {
 		return fmt.Errorf("interop: recipient %q: %w", to, err)
 	}
-	return u.sess.Encode(ctx, outPresence{Presence: stanza.Presence{To: tj.Bare(), Type: typ, ID: u.nextID()}})
+	return u.sess.Encode(ctx, outPresence{To: tj.Bare().String(), Type: typ, ID: u.nextID()})
 }
 
 // Subscribe implements UserClient.
 func (u *MelliumUser) Subscribe(ctx context.Context, to string) error {
-	return u.subscription(ctx, to, stanza.SubscribePresence)
+	return u.subscription(ctx, to, "subscribe")
 }
 
 // Approve implements UserClient.
 func (u *MelliumUser) Approve(ctx context.Context, from string) error {
-	return u.subscription(ctx, from, stanza.SubscribedPresence)
+	return u.subscription(ctx, from, "subscribed")
 }
 
 // Next implements UserClient. Events already received are returned even

@@ -34,6 +34,11 @@ const (
 	// Dialback: the peer does not accept our certificate, so Server
 	// Dialback (XEP-0220) over TLS authenticates the streams.
 	Dialback Mode = "dialback"
+	// Untrusted is Dialback with, in addition, the peer's own certificate
+	// issued by PKI.Other, which our server does not trust: the peer can
+	// authenticate itself only with dialback, never with SASL EXTERNAL.
+	// Its clients trust both CAs (PKI.ClientRoots, Peer.CAFile).
+	Untrusted Mode = "untrusted"
 )
 
 // PKI is the test CA plus a second, untrusted CA for dialback mode.
@@ -63,7 +68,28 @@ func NewPKI(t testing.TB) *PKI {
 // certificates on outbound streams (XEP-0178 §3).
 func (p *PKI) Leaf(t testing.TB, domain string) tls.Certificate {
 	t.Helper()
-	c, err := p.CA.Issue(certs.Leaf{
+	return leafFrom(t, p.CA, domain)
+}
+
+// OtherLeaf is Leaf issued by the untrusted CA.
+func (p *PKI) OtherLeaf(t testing.TB, domain string) tls.Certificate {
+	t.Helper()
+	return leafFrom(t, p.Other, domain)
+}
+
+// ClientRoots is a pool with both CAs, for c2s clients, which must log in
+// whichever CA issued the peer's certificate.
+func (p *PKI) ClientRoots() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.CA.RootPEM())
+	pool.AppendCertsFromPEM(p.Other.RootPEM())
+	return pool
+}
+
+// leafFrom issues Leaf's certificate for domain from ca.
+func leafFrom(t testing.TB, ca *certs.TestCA, domain string) tls.Certificate {
+	t.Helper()
+	c, err := ca.Issue(certs.Leaf{
 		DNSNames:    []string{domain},
 		SRVNames:    []string{"_xmpp-server." + domain},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},

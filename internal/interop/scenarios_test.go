@@ -63,7 +63,7 @@ func (w *world) login(t testing.TB, kind, local string) UserClient {
 	if kind == clientSlixmpp {
 		return StartPyClient(t, w.peer.C2SAddr(), w.peer.CAFile, user, password)
 	}
-	return LoginUser(t, w.peer.C2SAddr(), w.pki.RootCAs(), user, password)
+	return LoginUser(t, w.peer.C2SAddr(), w.pki.ClientRoots(), user, password)
 }
 
 // diag is everything useful when a step fails.
@@ -77,10 +77,12 @@ func (w *world) run(t *testing.T, scenario, direction, client string, f func(t *
 	name := scenario + "/" + w.peer.Kind + "/" + direction
 	ok := t.Run(name, func(t *testing.T) {
 		t.Helper()
+		defer func() {
+			if t.Failed() {
+				t.Logf("%s", w.diag())
+			}
+		}()
 		f(t)
-		if t.Failed() {
-			t.Logf("%s", w.diag())
-		}
 	})
 	res := "PASS"
 	if !ok {
@@ -493,10 +495,13 @@ func (w *world) authDialback(t *testing.T) {
 }
 
 // authRefused is scenario 6's refusal: our policy requires SASL and no
-// dialback, the peer (mode Dialback) cannot do SASL EXTERNAL with us:
-// the host's message is bounced, the remote's never reaches the host.
+// dialback, the peer (mode Untrusted: dialback only, and a certificate we
+// do not trust, so it cannot do SASL EXTERNAL with us either way): the
+// host's message is bounced, the remote's never reaches the host.
 func (w *world) authRefused(t *testing.T) {
-	w.restartFed(t, FedConfig{Peer: w.peer.Domain, Type: policy.Federated,
+	w.fed.Stop(t)
+	w.peer.Restart(t, Untrusted)
+	w.fed = StartFed(t, w.pki, FedConfig{Peer: w.peer.Domain, Type: policy.Federated,
 		Settings: policy.Settings{TLS: policy.Required, SASL: policy.Required, DisableDialback: true}})
 	w.run(t, "auth-sasl-required", "host-to-remote", "-", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*stepTimeout)
