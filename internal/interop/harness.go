@@ -237,17 +237,10 @@ func sandbox(acct account, resolvConf string, argv ...string) []string {
 	return append(append(args, "--", "env", "U="+acct.name, "R="+resolvConf, "sh", "-c", script, "sh"), argv...)
 }
 
-// startProcess runs argv (the server called name) in its own process group
-// with stdout and stderr going to logPath, and kills the whole group when t
-// ends.
-func startProcess(t testing.TB, name, logPath string, env []string, argv ...string) *process {
-	t.Helper()
-	return startProcessFor(t, t, name, logPath, env, argv...)
-}
-
-// startProcessFor is startProcess with the kill registered on owner's
-// cleanup instead of t's: a subtest restarting a server the parent test
-// started (failures still go to t). The log is appended to, not truncated.
+// startProcessFor runs argv (the server called name) in its own process
+// group with stdout and stderr appended to logPath, and kills the whole
+// group when owner ends: owner is the test that started the server first,
+// which may be a parent of t when a subtest restarts it (failures go to t).
 func startProcessFor(t, owner testing.TB, name, logPath string, env []string, argv ...string) *process {
 	t.Helper()
 	lf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
