@@ -21,16 +21,46 @@
 //     ways) or "dialback" (the peer does not trust our certificate, so
 //     Server Dialback, XEP-0220, over TLS is used);
 //   - users registered with the servers' own tools and logged in over c2s
-//     with mellium.im/xmpp to send and observe real messages;
-//   - our s2s.Server for xmppfed.test on 127.0.0.4:5269 (and, for the XEP-0368
-//     tests, direct TLS on 127.0.0.4:5270, with _xmpps-server SRV records).
+//     with two real clients behind one interface, UserClient: MelliumUser
+//     (mellium.im/xmpp, Go) and PyClient (Debian's python3-slixmpp);
+//   - our side for xmppfed.test on 127.0.0.4:5269 (and, for the XEP-0368
+//     tests, direct TLS on 127.0.0.4:5270, with _xmpps-server SRV records):
+//     an s2s.Server (StartOurs) for the stream-level tests, or a
+//     federation.Server with a federationtest.Backend as the host
+//     (StartFed) for the user scenarios.
+//
+// A third mode, "untrusted", is dialback with the peer's own certificate
+// issued by a CA our server does not trust, so that the peer cannot
+// authenticate with SASL EXTERNAL in either direction. Peer.Restart stops
+// a peer and starts it again with its data kept, in the same or another
+// mode.
 //
 // The tests: TestInteropProsodyEjabberd (the harness alone: Prosody <->
 // ejabberd), TestInteropProsody and TestInteropEjabberd (subtests external
 // and dialback: a message each way, a stanza error reply, the auth method
 // from Stats and from the peer's own log), TestInteropProsodyDirectTLS and
-// TestInteropEjabberdDirectTLS (XEP-0368 both ways) and TestInteropBurst
-// (500 stanzas each way over established streams, none lost, in order).
+// TestInteropEjabberdDirectTLS (XEP-0368 both ways), TestInteropBurst
+// (500 stanzas each way over established streams, none lost, in order),
+// TestInteropPyClient (the Python client alone) and the user scenarios of
+// issue 7, TestInteropScenariosProsody and TestInteropScenariosEjabberd,
+// whose subtests are named scenario/peer/direction:
+//
+//   - subscription: a remote user subscribes to a host user, who approves
+//     (partner type PublicUnverified), and the other way round;
+//   - presence: available, away, xa, dnd, offline both ways, mapped as
+//     REFERENCE §4.5 says;
+//   - messages: XEP-0085 chat states and XEP-0184 receipts both ways;
+//   - errors: service-unavailable for a host user who does not exist or
+//     has no XMPP access; a bounce for a remote user who does not exist;
+//   - restart: the peer restarts mid-conversation; what the host sent
+//     meanwhile is delivered or bounced, and messages flow again;
+//   - not-partner: a peer missing from the policy reaches nobody;
+//   - auth-sasl-external, auth-dialback, auth-sasl-required: each auth
+//     path on purpose, and the refusal when SASL is required and the peer
+//     cannot do it.
+//
+// Each scenario leaf logs a line "RESULT scenario/peer/direction client=...
+// PASS|FAIL" for the closing table.
 //
 // Name resolution: the peers must find xmppfed.test (and each other)
 // through DNS, not /etc/hosts. Prosody 0.12 resolves through libunbound,
