@@ -170,6 +170,16 @@ modules:
 			t.Fatalf("%v\nlog: %s", err, p.Log())
 		}
 	}
+	p.shutdown = func() {
+		// SIGTERM reaches unshare first, whose --kill-child SIGKILLs the
+		// node before Mnesia has written rosters to disk: stop the node
+		// itself first and wait (bounded) for it to exit.
+		_, _ = run(context.Background(), 60*time.Second, env, "setpriv", ctl("stop")...)
+		select {
+		case <-p.proc.done:
+		case <-time.After(30 * time.Second):
+		}
+	}
 	p.launch(t)
 	return p
 }

@@ -32,6 +32,9 @@ type Peer struct {
 	// starts it and waits until it serves (failures go to t).
 	configure func(t testing.TB, m Mode)
 	launch    func(t testing.TB)
+	// shutdown, if set, asks the server to stop by its own means first
+	// (bounded), so that it saves its data.
+	shutdown func()
 	// evidence returns regular expressions that the peer's log must
 	// (want) and must not (reject) match once it has authenticated
 	// streams with the domain ours in both directions in mode m.
@@ -75,9 +78,16 @@ func matchEvidence(log string, want, reject []string) (missing []string, wrong s
 	return missing, ""
 }
 
-// Stop stops the server process (SIGTERM, then SIGKILL), bounded; its
-// directory, configuration and data stay for Start.
-func (p *Peer) Stop() { p.proc.stop() }
+// Stop stops the server, bounded: gracefully by its own control tool
+// where it has one that is needed to keep its data (ejabberd's Mnesia),
+// then its process group (SIGTERM, then SIGKILL). Its directory,
+// configuration and data stay for Start.
+func (p *Peer) Stop() {
+	if p.shutdown != nil {
+		p.shutdown()
+	}
+	p.proc.stop()
+}
 
 // Start starts the stopped server again with the configuration and data
 // it had, and waits until it serves. It is stopped when the test that

@@ -419,6 +419,15 @@ func (w *world) restart(t *testing.T) {
 			t.Fatalf("outage accounting: %d of %d messages neither delivered nor bounced within %v", lost, len(sent), 2*stepTimeout)
 		}
 
+		// Presence flows again: the peer probes the host user when alice
+		// logs in, and broadcasts her presence to him.
+		Expect(t, ctx, alice, "remote sees the host user after the restart", func(e Event) bool {
+			return e.Kind == "presence" && Bare(e.From) == w.ann().String() && !e.Unavailable
+		})
+		expectHost(t, ctx, "host sees the remote user available after the restart", w.fed.Backend.NextPresence, func(p *translate.Presence) bool {
+			return p.From.Equal(w.alice()) && p.Availability == translate.Available
+		})
+
 		// The conversation goes on both ways.
 		if _, err := alice.SendMessage(ctx, w.ann().String(), "after-restart-in", MessageOptions{}); err != nil {
 			t.Fatalf("remote sends after the restart: %v", err)
