@@ -4,6 +4,7 @@ package interop
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"slices"
@@ -553,4 +554,34 @@ func (w *world) authRefused(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestInStanzaEvent checks, without any server, how the MelliumUser turns
+// received stanzas into Events.
+func TestInStanzaEvent(t *testing.T) {
+	for _, c := range []struct {
+		raw  string
+		want Event
+	}{
+		{`<message xmlns='jabber:client' from='a@x/r' id='1' type='chat'><body>hi</body><active xmlns='http://jabber.org/protocol/chatstates'/><request xmlns='urn:xmpp:receipts'/></message>`,
+			Event{Kind: "message", From: "a@x/r", ID: "1", Body: "hi", ChatState: "active", ReceiptRequest: true}},
+		{`<message xmlns='jabber:client' from='a@x' id='2'><received xmlns='urn:xmpp:receipts' id='1'/></message>`,
+			Event{Kind: "message", From: "a@x", ID: "2", ReceiptFor: "1"}},
+		{`<message xmlns='jabber:client' from='a@x' id='3' type='error'><body>b</body><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>no</text></error></message>`,
+			Event{Kind: "error", From: "a@x", ID: "3", Body: "b", ErrorType: "cancel", ErrorCondition: "service-unavailable"}},
+		{`<presence xmlns='jabber:client' from='a@x/r'><show>dnd</show><status>Busy</status></presence>`,
+			Event{Kind: "presence", From: "a@x/r", Show: "dnd", Status: "Busy"}},
+		{`<presence xmlns='jabber:client' from='a@x/r' type='unavailable'/>`,
+			Event{Kind: "presence", From: "a@x/r", Unavailable: true}},
+		{`<presence xmlns='jabber:client' from='a@x' type='subscribed'/>`,
+			Event{Kind: "subscribed", From: "a@x"}},
+	} {
+		var s inStanza
+		if err := xml.Unmarshal([]byte(c.raw), &s); err != nil {
+			t.Fatalf("%s: %v", c.raw, err)
+		}
+		if got := s.event(); got != c.want {
+			t.Errorf("%s:\n got %v\nwant %v", c.raw, got, c.want)
+		}
+	}
 }
