@@ -443,6 +443,16 @@ func (w *world) restart(t *testing.T) {
 	})
 }
 
+// expectNothing fails t if the host got any message, presence or
+// subscription (the peer's users' login presences included).
+func (w *world) expectNothing(t testing.TB, how string) {
+	t.Helper()
+	b := w.fed.Backend
+	if m, p, s := b.Messages(), b.Presences(), b.Subscriptions(); len(m)+len(p)+len(s) != 0 {
+		t.Fatalf("the host got %d messages, %d presences, %d subscriptions %s: %+v %+v %+v", len(m), len(p), len(s), how, m, p, s)
+	}
+}
+
 // restartFed replaces our server with one for cfg (a fresh Backend).
 func (w *world) restartFed(t *testing.T, cfg FedConfig) {
 	w.fed.Stop(t)
@@ -464,9 +474,7 @@ func (w *world) notPartner(t *testing.T) {
 			return e.Kind == "error" && e.ID == id
 		})
 		t.Logf("%s reports the refused s2s to its user as %s/%s", w.peer.Kind, e.ErrorType, e.ErrorCondition)
-		if got := w.fed.Backend.Messages(); len(got) != 0 {
-			t.Fatalf("the host got %d messages from a refused peer: %+v", len(got), got)
-		}
+		w.expectNothing(t, "from a peer that is not a partner")
 	})
 	w.run(t, "not-partner", "host-to-remote", clientNone, func(t *testing.T) {
 		ctx := stepCtx(t)
@@ -545,9 +553,7 @@ func (w *world) authRefused(t *testing.T) {
 				break
 			}
 		}
-		if got := w.fed.Backend.Messages(); len(got) != 0 {
-			t.Fatalf("the host got %d messages over a stream our policy forbids: %+v", len(got), got)
-		}
+		w.expectNothing(t, "over a stream our policy forbids")
 		for _, s := range w.fed.Server.Stats().Streams {
 			if s.Remote == w.peer.Domain && slices.Contains(s.RecvPairs, w.peer.Domain+"->"+OurDomain) {
 				t.Fatalf("an inbound stream from %s is established (auth %v) though SASL is required and dialback off", s.Remote, s.Auth)
