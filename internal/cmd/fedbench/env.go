@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/dnsdisco/dnsdiscotest"
+	"github.com/xmppfed/xmppfed/federation"
+	"github.com/xmppfed/xmppfed/policy"
+	"github.com/xmppfed/xmppfed/s2s"
+	"github.com/xmppfed/xmppfed/translate"
+)
+
+// env is one run's world: a test CA and a loopback DNS server.
+type env struct {
+	ca    *certs.TestCA
+	dns   *dnsdiscotest.Server
+	stops []func()
+}
+
+func newEnv() (*env, error) {
+	ca, err := certs.NewTestCA()
+	if err != nil {
+		return nil, err
+	}
+	return &env{ca: ca, dns: dnsdiscotest.NewServer()}, nil
+}
+
+// close stops every server started in e, last first, then the DNS server.
+func (e *env) close() {
+	for _, f := range slices.Backward(e.stops) {
+		f()
+	}
+	e.stops = nil
+	e.dns.Close()
+}
+
+// newPolicy returns an open-federation policy with set for every remote
+// domain, partner type pt, XMPP access for every user, and no rate or
+// connection limit (the benchmark measures the library, not its pacing).
+func newPolicy(set policy.Settings, pt policy.PartnerType, dir policy.Directory) (*policy.Policy, error) {
+	c := &policy.Config{
+		Gateway: policy.Gateway{
+			OpenFederation:         true,
+			DefaultPartner:         policy.Partner{Type: pt, Settings: set},
+			StanzasPerSecond:       -1,
+			ConnectionLimit:        -1,
+			PartnerConnectionLimit: -1,
+		},
+		Policies: []policy.AccessPolicy{
+			{Name: policy.GlobalPolicy, EnableXMPPAccess: true, EnableFederationAccess: true},
+		},
+	}
+	return policy.New(context.Background(), policy.NewMemStore(c), &policy.Options{Directory: dir})
+}
+
+// listen opens a loopback listener and publishes it in DNS for domains,
+// as _xmpps-server (direct TLS, XEP-0368) or _xmpp-server, with the
+// target host "xmpp."+target.
+func (e *env) listen(target string, domains []string, direct bool) (net.Listener, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := uint16(l.Addr().(*net.TCPAddr).Port)
+	service := "_xmpp-server._tcp"
+	if direct {
+		service = "_xmpps-server._tcp"
+	}
+	for _, d := range domains {
+		e.dns.AddSRV(service, d, "xmpp."+target, port, 0, 0)
+	}
+	e.dns.AddHost("xmpp."+target, netip.MustParseAddr("127.0.0.1"))
+	return l, nil
+}
+
+// serve runs serve(l) in a goroutine and registers its stop.
+func (e *env) serve(l net.Listener, serve func(net.Listener) error, closeSrv func() error) {
+	done := make(chan error, 1)
+	go func() { done <- serve(l) }()
+	e.stops = append(e.stops, func() {
+		_ = closeSrv()
+		<-done
+	})
+}
+
+// s2sNode starts an s2s.Server for domains (the first names the DNS
+// target) with cert.
+func (e *env) s2sNode(domains []string, cert tls.Certificate, set policy.Settings, direct bool, mod func(*s2s.Server)) (*s2s.Server, error) {
+	pol, err := newPolicy(set, policy.Federated, nil)
+	if err != nil {
+		return nil, err
+	}
+	srv := &s2s.Server{
+		Domains:   domains,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Verify:    certs.VerifyOptions{Roots: e.ca.Pool()},
+		Resolver:  e.dns.Resolver(),
+		Policy:    pol,
+		Limits:    s2s.Limits{QueueSize: 1 << 20},
+	}
+	if mod != nil {
+		mod(srv)
+	}
+	l, err := e.listen(domains[0], domains, direct)
+	if err != nil {
+		return nil, err
+	}
+	serve := srv.Serve
+	if direct {
+		serve = srv.ServeDirectTLS
+	}
+	e.serve(l, serve, srv.Close)
+	return srv, nil
+}
+
+// fedNode starts a federation.Server for domain with backend b.
+func (e *env) fedNode(domain string, b *sink) (*federation.Server, error) {
+	pol, err := newPolicy(policy.Settings{SASL: policy.Optional}, policy.Federated, b)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := e.ca.IssueDomain(domain)
+	if err != nil {
+		return nil, err
+	}
+	srv := &federation.Server{
+		Domains:   []string{domain},
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Verify:    certs.VerifyOptions{Roots: e.ca.Pool()},
+		Resolver:  e.dns.Resolver(),
+		Policy:    pol,
+		Backend:   b,
+		Limits:    s2s.Limits{QueueSize: 1 << 20},
+	}
+	l, err := e.listen(domain, []string{domain}, false)
+	if err != nil {
+		return nil, err
+	}
+	e.serve(l, srv.Serve, srv.Close)
+	return srv, nil
+}
+
+// wildcard issues a certificate for every domain one label below parent.
+func (e *env) wildcard(parent string) (tls.Certificate, error) {
+	return e.ca.Issue(certs.Leaf{DNSNames: []string{"*." + parent}})
+}
+
+// sink is a federation.Backend that keeps nothing: every user exists and
+// is online, no roster, messages go to onMessage.
+type sink struct {
+	onMessage func(*translate.Message)
+	bounces   atomic.Int64
+}
+
+func (b *sink) DeliverMessage(_ context.Context, m *translate.Message) error {
+	if b.onMessage != nil {
+		b.onMessage(m)
+	}
+	return nil
+}
+
+func (b *sink) DeliverPresence(context.Context, *translate.Presence) error { return nil }
+
+func (b *sink) DeliverSubscription(context.Context, *translate.Subscription) error { return nil }
+
+func (b *sink) CurrentPresence(_ context.Context, user jid.JID) (*translate.Presence, error) {
+	return &translate.Presence{From: user, Availability: translate.Offline}, nil
+}
+
+func (b *sink) State(context.Context, jid.JID, jid.JID) (translate.SubState, error) {
+	return translate.None, nil
+}
+
+func (b *sink) SetState(context.Context, jid.JID, jid.JID, translate.SubState) error { return nil }
+
+func (b *sink) Watchers(context.Context, jid.JID) ([]jid.JID, error) { return nil, nil }
+
+func (b *sink) Contacts(context.Context, string) ([][2]jid.JID, error) { return nil, nil }
+
+func (b *sink) LookupUser(context.Context, jid.JID) (policy.User, error) { return policy.User{}, nil }
+
+func (b *sink) Bounce(context.Context, translate.Stanza, stanza.Error) { b.bounces.Add(1) }
+
+// chat returns a message stanza of about 200 bytes with id.
+func chat(from, to, id string) (*s2s.Stanza, error) {
+	body := strings.Repeat("lorem ipsum ", 8)
+	return s2s.ParseStanza([]byte(fmt.Sprintf("<message xmlns='jabber:server' from='%s' to='%s' type='chat' id='%s'><body>%s</body></message>", from, to, id, body)))
+}
+
+// procStat is a process resource snapshot.
+type procStat struct {
+	at      time.Time
+	mem     runtime.MemStats
+	cpu     time.Duration // user + system
+	rss     int64         // bytes
+	routine int
+}
+
+func snapshot() procStat {
+	var u procStat
+	runtime.ReadMemStats(&u.mem)
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		u.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	u.rss = vmRSS()
+	u.routine = runtime.NumGoroutine()
+	u.at = time.Now()
+	return u
+}
+
+// settled waits (at most a second) for the goroutine count to stop
+// changing, collects garbage and returns a snapshot.
+func settled() procStat {
+	last := -1
+	for range 50 {
+		g := runtime.NumGoroutine()
+		if g == last {
+			break
+		}
+		last = g
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 3 {
+		runtime.GC()
+	}
+	return snapshot()
+}
+
+// vmRSS returns VmRSS from /proc/self/status in bytes (0 when unknown).
+func vmRSS() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// raiseNoFile makes sure the process may open at least want files,
+// raising RLIMIT_NOFILE (the hard limit too, which needs privileges) if
+// needed. It returns a note for the report when it changed the limit.
+func raiseNoFile(want uint64) (string, error) {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return "", err
+	}
+	if r.Cur >= want {
+		return "", nil
+	}
+	old := r
+	r.Cur = want
+	r.Max = max(r.Max, want)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return "", fmt.Errorf("RLIMIT_NOFILE is %d (hard %d), %d needed: %w", old.Cur, old.Max, want, err)
+	}
+	return fmt.Sprintf("RLIMIT_NOFILE raised from %d (hard %d) to %d with setrlimit", old.Cur, old.Max, want), nil
+}
+
+// wait waits for ch or ctx, naming what in the error.
+func wait(ctx context.Context, ch <-chan struct{}, what string, progress func() string) error {
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w (%s)", what, ctx.Err(), progress())
+	}
+}
+
+// addNote appends n to notes unless it is there.
+func addNote(notes *[]string, n string) {
+	if n != "" && !slices.Contains(*notes, n) {
+		*notes = append(*notes, n)
+	}
+}
+
+var errBounced = errors.New("stanzas bounced")
