@@ -94,6 +94,20 @@ func newFleet(e *env, tag string, n int, set policy.Settings, direct bool, auth 
 	return f, err
 }
 
+// state describes the fleet for an error message: streams, queue and the
+// first stanza sent but not delivered.
+func (f *fleet) state() string {
+	st := f.host.Stats()
+	s := fmt.Sprintf("%d streams established at the peer, %d at the host, %d queued", f.inbound.Load(), len(st.Streams), st.Queued)
+	for i := range f.stamps {
+		if f.stamps[i].Load() != 0 && f.lats[i].Load() == 0 {
+			err, _ := f.host.LastFailure(f.domain(i))
+			return s + fmt.Sprintf("; stanza %d to %s not delivered (last failure: %v)", i, f.domain(i), err)
+		}
+	}
+	return s
+}
+
 func (f *fleet) domain(i int) string { return "d" + strconv.Itoa(i) + "." + f.parent }
 
 // stanzas returns, for each remote domain, the stanza with id i to a user
@@ -121,7 +135,7 @@ func (f *fleet) next(ctx context.Context) error {
 	case <-f.delivered:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("waiting for a delivery: %w (%d streams established)", ctx.Err(), f.inbound.Load())
+		return fmt.Errorf("waiting for a delivery: %w (%s)", ctx.Err(), f.state())
 	}
 }
 

@@ -136,7 +136,7 @@ func runFanout(ctx context.Context, c *config, n int, notes *[]string) ([]sample
 	for k, m := range msgs {
 		stamps[k].Store(now())
 		if err := host.Send(ctx, m); err != nil {
-			return nil, fmt.Errorf("Send %d: %w", k, err)
+			return nil, fmt.Errorf("sending message %d: %w", k, err)
 		}
 	}
 	if err := wait(ctx, done, "fan-out delivery", func() string {

@@ -56,6 +56,7 @@ type config struct {
 	per     int           // fanout: messages per domain
 	window  int           // throughput: stanzas in flight at most
 	workers int           // establish and idle: streams opened concurrently
+	level   string        // throughput: "s2s", "federation" or "both"
 	timeout time.Duration // bound of one run
 	json    bool
 	log     io.Writer // progress lines
@@ -111,17 +112,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errors.New(usage)
 	}
 	name := args[0]
-	var todo []scenario
+	var selected []scenario
 	if name == "all" {
-		todo = scenarios
+		selected = scenarios
 	} else {
 		for _, s := range scenarios {
 			if s.name == name {
-				todo = []scenario{s}
+				selected = []scenario{s}
 			}
 		}
 	}
-	if todo == nil {
+	if selected == nil {
 		return fmt.Errorf("unknown scenario %q; %s", name, usage)
 	}
 	fs := flag.NewFlagSet("fedbench "+name, flag.ContinueOnError)
@@ -132,6 +133,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&c.per, "per", 5, "fanout: messages per remote domain")
 	fs.IntVar(&c.window, "window", 1024, "throughput: stanzas in flight at most")
 	fs.IntVar(&c.workers, "workers", 8, "establish (second phase) and idle: streams opened concurrently")
+	fs.StringVar(&c.level, "level", "both", "throughput: `level` measured: s2s, federation or both (to profile one alone)")
 	fs.DurationVar(&c.timeout, "timeout", 3*time.Minute, "bound of one run")
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole invocation to `file`")
@@ -145,6 +147,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if c.runs < 1 || c.n < 0 || c.per < 1 || c.window < 1 || c.workers < 1 || c.timeout <= 0 {
 		return errors.New("-runs, -per, -window, -workers and -timeout must be positive, -n not negative")
+	}
+	if c.level != "s2s" && c.level != "federation" && c.level != "both" {
+		return fmt.Errorf("-level %q: want s2s, federation or both", c.level)
 	}
 	if *quiet {
 		c.log = io.Discard
@@ -161,7 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer pprof.StopCPUProfile()
 	}
 	rep := Report{Go: runtime.Version(), CPUs: runtime.NumCPU(), Started: time.Now().UTC(), Args: args}
-	for _, s := range todo {
+	for _, s := range selected {
 		n := c.n
 		if n == 0 {
 			n = s.defN

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -86,7 +87,9 @@ func (m *meter) pump(ctx context.Context, send func(k int) error) error {
 }
 
 // measure runs a warm-up of min(n, 2000) stanzas (which also establishes
-// the stream), then n measured ones, and returns the samples of variant.
+// the stream), then n measured ones with up to c.window in flight, then
+// min(n, 2000) one at a time (unloaded latency), and returns the samples
+// of variant and the rate of the measured phase.
 // cur is where the receiving side finds the current meter.
 func measure(ctx context.Context, c *config, n int, variant string, cur *atomic.Pointer[meter], send func(k int) error) ([]sample, float64, error) {
 	warm := newMeter(min(n, 2000), c.window)
@@ -105,10 +108,19 @@ func measure(ctx context.Context, c *config, n int, variant string, cur *atomic.
 	el := after.at.Sub(before.at)
 	rate := float64(n) / el.Seconds()
 	cpu := after.cpu - before.cpu
+	// Unloaded latency: one stanza in flight at a time.
+	one := newMeter(min(n, 2000), 1)
+	cur.Store(one)
+	if err := one.pump(ctx, send); err != nil {
+		return nil, 0, fmt.Errorf("%s one at a time: %w", variant, err)
+	}
+	w := strconv.Itoa(cap(m.sem))
 	return []sample{
 		{variant, "delivered", "stanzas/s", rate},
-		{variant, "latency p50", "ms", ms(percentile(m.lats, 50))},
-		{variant, "latency p99", "ms", ms(percentile(m.lats, 99))},
+		{variant, "latency p50 (" + w + " in flight)", "ms", ms(percentile(m.lats, 50))},
+		{variant, "latency p99 (" + w + " in flight)", "ms", ms(percentile(m.lats, 99))},
+		{variant, "latency p50 (1 in flight)", "ms", ms(percentile(one.lats, 50))},
+		{variant, "latency p99 (1 in flight)", "ms", ms(percentile(one.lats, 99))},
 		{variant, "allocations", "allocs/stanza", float64(after.mem.Mallocs-before.mem.Mallocs) / float64(n)},
 		{variant, "allocated", "B/stanza", float64(after.mem.TotalAlloc-before.mem.TotalAlloc) / float64(n)},
 		{variant, "CPU (user+sys)", "µs/stanza", float64(cpu) / float64(time.Microsecond) / float64(n)},
@@ -116,7 +128,10 @@ func measure(ctx context.Context, c *config, n int, variant string, cur *atomic.
 	}, rate, nil
 }
 
-// runThroughput is scenario 1.
+// runThroughput is scenario 1. Each part runs under the pprof label
+// level=s2s, level=federation or level=encoding/xml (the goroutines the
+// Servers start inherit it), so that go tool pprof -tagfocus=level=s2s
+// shows one part of a -cpuprofile alone.
 func runThroughput(ctx context.Context, c *config, n int, _ *[]string) ([]sample, error) {
 	e, err := newEnv()
 	if err != nil {
@@ -124,68 +139,42 @@ func runThroughput(ctx context.Context, c *config, n int, _ *[]string) ([]sample
 	}
 	defer e.close()
 	var out []sample
-
-	// s2s level: Send -> Handler.
-	var cur atomic.Pointer[meter]
-	set := policy.Settings{SASL: policy.Optional}
-	bcert, err := e.ca.IssueDomain("b.example")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := e.s2sNode([]string{"b.example"}, bcert, set, false, func(s *s2s.Server) {
-		s.Handler = s2s.HandlerFunc(func(_ context.Context, st *s2s.Stanza) error {
-			cur.Load().deliver(st.ID)
-			return nil
-		})
-	}); err != nil {
-		return nil, err
-	}
-	acert, err := e.ca.IssueDomain("a.example")
-	if err != nil {
-		return nil, err
-	}
-	a, err := e.s2sNode([]string{"a.example"}, acert, set, false, nil)
-	if err != nil {
-		return nil, err
-	}
 	sts := make([]*s2s.Stanza, ring)
 	for k := range sts {
 		if sts[k], err = chat("alice@a.example/phone", "bob@b.example", strconv.Itoa(k)); err != nil {
 			return nil, err
 		}
 	}
-	s2sSamples, s2sRate, err := measure(ctx, c, n, "s2s", &cur, func(k int) error { return a.Send(ctx, sts[k]) })
-	if err != nil {
-		return nil, err
+	var s2sRate, fedRate float64
+	if c.level != "federation" {
+		var s []sample
+		var rate float64
+		pprof.Do(ctx, pprof.Labels("level", "s2s"), func(ctx context.Context) {
+			s, rate, err = throughputS2S(ctx, c, e, n, sts)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out, s2sRate = append(out, s...), rate
 	}
-	out = append(out, s2sSamples...)
-
-	// federation level: Send(translate.Message) -> Backend.DeliverMessage.
-	var fcur atomic.Pointer[meter]
-	if _, err := e.fedNode("d.example", &sink{onMessage: func(m *translate.Message) { fcur.Load().deliver(m.ID) }}); err != nil {
-		return nil, err
+	if c.level != "s2s" {
+		var s []sample
+		var rate float64
+		pprof.Do(ctx, pprof.Labels("level", "federation"), func(ctx context.Context) {
+			s, rate, err = throughputFed(ctx, c, e, n)
+		})
+		if err != nil {
+			return nil, err
+		}
+		out, fedRate = append(out, s...), rate
 	}
-	host, err := e.fedNode("c.example", &sink{})
-	if err != nil {
-		return nil, err
-	}
-	from, to := jid.MustParse("alice@c.example"), jid.MustParse("bob@d.example")
-	body := strings.Repeat("lorem ipsum ", 8)
-	msgs := make([]*translate.Message, ring)
-	for k := range msgs {
-		msgs[k] = &translate.Message{From: from, To: to, ID: strconv.Itoa(k), Body: body}
-	}
-	fedSamples, fedRate, err := measure(ctx, c, n, "federation", &fcur, func(k int) error { return host.Send(ctx, msgs[k]) })
-	if err != nil {
-		return nil, err
-	}
-	out = append(out, fedSamples...)
 
 	// The baseline, in the same run: the same s2s stanza through a plain
 	// encoding/xml decode+encode loop, one goroutine.
 	runtime.GC()
 	before := snapshot()
-	if err := xmlLoop(sts[0].Raw(), n); err != nil {
+	pprof.Do(ctx, pprof.Labels("level", "encoding/xml"), func(context.Context) { err = xmlLoop(sts[0].Raw(), n) })
+	if err != nil {
 		return nil, err
 	}
 	after := snapshot()
@@ -195,10 +184,61 @@ func runThroughput(ctx context.Context, c *config, n int, _ *[]string) ([]sample
 		sample{"encoding/xml", "decode+encode", "stanzas/s", base},
 		sample{"encoding/xml", "allocations", "allocs/stanza", float64(after.mem.Mallocs-before.mem.Mallocs) / float64(n)},
 		sample{"encoding/xml", "CPU (user+sys)", "µs/stanza", float64(after.cpu-before.cpu) / float64(time.Microsecond) / float64(n)},
-		sample{"s2s", "ratio to encoding/xml", "x", s2sRate / base},
-		sample{"federation", "ratio to encoding/xml", "x", fedRate / base},
 	)
+	if s2sRate != 0 {
+		out = append(out, sample{"s2s", "ratio to encoding/xml", "x", s2sRate / base})
+	}
+	if fedRate != 0 {
+		out = append(out, sample{"federation", "ratio to encoding/xml", "x", fedRate / base})
+	}
 	return out, nil
+}
+
+// throughputS2S measures Send -> Handler between two s2s.Servers.
+func throughputS2S(ctx context.Context, c *config, e *env, n int, sts []*s2s.Stanza) ([]sample, float64, error) {
+	var cur atomic.Pointer[meter]
+	set := policy.Settings{SASL: policy.Optional}
+	bcert, err := e.ca.IssueDomain("b.example")
+	if err != nil {
+		return nil, 0, err
+	}
+	if _, err := e.s2sNode([]string{"b.example"}, bcert, set, false, func(s *s2s.Server) {
+		s.Handler = s2s.HandlerFunc(func(_ context.Context, st *s2s.Stanza) error {
+			cur.Load().deliver(st.ID)
+			return nil
+		})
+	}); err != nil {
+		return nil, 0, err
+	}
+	acert, err := e.ca.IssueDomain("a.example")
+	if err != nil {
+		return nil, 0, err
+	}
+	a, err := e.s2sNode([]string{"a.example"}, acert, set, false, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	return measure(ctx, c, n, "s2s", &cur, func(k int) error { return a.Send(ctx, sts[k]) })
+}
+
+// throughputFed measures Send(translate.Message) ->
+// Backend.DeliverMessage between two federation.Servers.
+func throughputFed(ctx context.Context, c *config, e *env, n int) ([]sample, float64, error) {
+	var fcur atomic.Pointer[meter]
+	if _, err := e.fedNode("d.example", &sink{onMessage: func(m *translate.Message) { fcur.Load().deliver(m.ID) }}); err != nil {
+		return nil, 0, err
+	}
+	host, err := e.fedNode("c.example", &sink{})
+	if err != nil {
+		return nil, 0, err
+	}
+	from, to := jid.MustParse("alice@c.example"), jid.MustParse("bob@d.example")
+	body := strings.Repeat("lorem ipsum ", 8)
+	msgs := make([]*translate.Message, ring)
+	for k := range msgs {
+		msgs[k] = &translate.Message{From: from, To: to, ID: strconv.Itoa(k), Body: body}
+	}
+	return measure(ctx, c, n, "federation", &fcur, func(k int) error { return host.Send(ctx, msgs[k]) })
 }
 
 // repeater serves head once, then block forever.
