@@ -91,6 +91,9 @@ func slowOne(data []byte) (xml.Name, error) {
 			if err := checkCharRefs(raw); err != nil {
 				return xml.Name{}, err
 			}
+			if err := checkAttrSpacing(raw); err != nil {
+				return xml.Name{}, err
+			}
 			if len(open) == 0 {
 				roots++
 				if roots > 1 {
@@ -254,4 +257,31 @@ func FuzzDifferential(f *testing.F) {
 			t.Fatalf("fast path reads %v, slow path %v: %q", fn, sn, data)
 		}
 	})
+}
+
+// checkAttrSpacing adds what encoding/xml leaves out of XML 1.0 §3.1
+// (production [40]: S before each attribute): in the raw start tag, a
+// closing quote of an attribute value is followed by whitespace, '/' or
+// '>'.
+func checkAttrSpacing(raw []byte) error {
+	var quote byte
+	for i, c := range raw {
+		switch {
+		case quote != 0:
+			if c != quote {
+				continue
+			}
+			quote = 0
+			if i+1 < len(raw) {
+				switch raw[i+1] {
+				case ' ', '\t', '\r', '\n', '/', '>':
+				default:
+					return errors.New("no whitespace between attributes")
+				}
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		}
+	}
+	return nil
 }

@@ -145,6 +145,9 @@ func TestNextErrors(t *testing.T) {
 		{"bad utf8", "<message><body>\xff\xfe</body></message>", stream.NotWellFormed, wire.Limits{}},
 		{"overlong utf8", "<message><body>\xc0\xaf</body></message>", stream.NotWellFormed, wire.Limits{}},
 		{"control char", "<message><body>\x01</body></message>", stream.NotWellFormed, wire.Limits{}},
+		{"nul in text", "<message><body>a\x00b</body></message>", stream.NotWellFormed, wire.Limits{}},
+		{"nul taken for '<'", "<message>\x00/message>", stream.NotWellFormed, wire.Limits{}},
+		{"nul in attr", "<message to='a\x00b'/>", stream.NotWellFormed, wire.Limits{}},
 		{"lt in attr", `<message to='a<b'/>`, stream.NotWellFormed, wire.Limits{}},
 		{"unquoted attr", `<message to=a/>`, stream.NotWellFormed, wire.Limits{}},
 		{"duplicate attr", `<message to='a' to='b'/>`, stream.NotWellFormed, wire.Limits{}},
@@ -152,6 +155,13 @@ func TestNextErrors(t *testing.T) {
 		{"undeclared attr prefix", `<message foo:x='1'/>`, stream.NotWellFormed, wire.Limits{}},
 		{"prefix out of scope", `<message><x:a xmlns:x='urn:x'/><x:b/></message>`, stream.NotWellFormed, wire.Limits{}},
 		{"undeclare prefix", `<message xmlns:x=''/>`, stream.NotWellFormed, wire.Limits{}},
+		{"same expanded attr name", `<message xmlns:p='urn:p' xmlns:q='urn:p' p:a='1' q:a='2'/>`, stream.NotWellFormed, wire.Limits{}},
+		{"same expanded attr name in child", `<message><x xmlns:p='urn:p' xmlns:q='urn:&#x70;' p:a='1' q:a='2'/></message>`, stream.NotWellFormed, wire.Limits{}},
+		{"same expanded name with xml", `<message xmlns:p='http://www.w3.org/XML/1998/namespace' xml:lang='en' p:lang='de'/>`, stream.NotWellFormed, wire.Limits{}},
+		{"xml namespace on another prefix", `<message xmlns:p='http://www.w3.org/XML/1998/namespace'/>`, stream.NotWellFormed, wire.Limits{}},
+		{"xml namespace as default", `<message xmlns='http://www.w3.org/XML/1998/namespace'/>`, stream.NotWellFormed, wire.Limits{}},
+		{"xmlns namespace declared", `<message xmlns:p='http://www.w3.org/2000/xmlns/'/>`, stream.NotWellFormed, wire.Limits{}},
+		{"xmlns namespace as default", `<message xmlns='http://www.w3.org/2000/xmlns/'/>`, stream.NotWellFormed, wire.Limits{}},
 		{"cdata end in text", `<message><body>]]></body></message>`, stream.NotWellFormed, wire.Limits{}},
 		{"text between", `hello<message/>`, stream.BadFormat, wire.Limits{}},
 		{"wrong stream end", `</stream:foo>`, stream.NotWellFormed, wire.Limits{}},
@@ -540,4 +550,21 @@ func (o *oneByte) Read(p []byte) (int, error) {
 	p[0] = o.b[0]
 	o.b = o.b[1:]
 	return 1, nil
+}
+
+// Namespaces in XML 1.0 §3 and §6.3 refuse only reserved namespaces in the
+// wrong place and two attributes with one expanded name; the same local
+// name in different namespaces, an unprefixed twin, and the xml prefix
+// declared to its own namespace are fine.
+func TestNamespaceRulesAccept(t *testing.T) {
+	for _, in := range []string{
+		`<message xmlns:p='urn:p' xmlns:q='urn:q' p:a='1' q:a='2' a='3'/>`,
+		`<message xmlns:xml='http://www.w3.org/XML/1998/namespace' xml:lang='en'/>`,
+		`<message xmlns:p='urn:p'><x xmlns:p='urn:other' xmlns:q='urn:p' p:a='1' q:a='2'/></message>`,
+	} {
+		r := newStream(t, in, wire.Limits{})
+		if _, err := r.Next(); err != nil {
+			t.Errorf("%s: %v", in, err)
+		}
+	}
 }

@@ -161,17 +161,31 @@ func (r *Reader) startTag(depth int) (name span, self bool, err error) {
 		r.attrs = append(r.attrs, a)
 		switch {
 		case an.colon < an.start && string(aname) == "xmlns":
+			// Namespaces in XML 1.0 §3: neither reserved namespace name
+			// may be the default namespace.
+			if v := r.declValue(vs, ve, dec); string(v) == NSXML || string(v) == nsXMLNS {
+				return name, false, r.fail(stream.NotWellFormed, "reserved namespace %q declared as the default namespace", v)
+			}
 			r.binds = append(r.binds, binding{depth: depth, pStart: an.start, pEnd: an.start, uStart: vs, uEnd: ve, needDecode: dec})
 		case an.colon >= an.start && string(r.buf[an.start:an.colon]) == "xmlns":
 			p := r.buf[an.colon+1 : an.end]
+			v := r.declValue(vs, ve, dec)
 			switch {
 			case string(p) == "xmlns":
 				return name, false, r.fail(stream.NotWellFormed, "the xmlns prefix cannot be declared")
 			case vs == ve:
 				// Namespaces in XML 1.0 §3: prefixes cannot be undeclared.
 				return name, false, r.fail(stream.NotWellFormed, "empty namespace name for prefix %q", p)
-			case string(p) == "xml" && string(r.buf[vs:ve]) != NSXML:
+			case string(p) == "xml" && string(v) != NSXML:
 				return name, false, r.fail(stream.NotWellFormed, "the xml prefix bound to another namespace")
+			case string(p) != "xml" && string(v) == NSXML:
+				// Namespaces in XML 1.0 §3: the xml namespace name is
+				// bound to the xml prefix only.
+				return name, false, r.fail(stream.NotWellFormed, "prefix %q bound to the xml namespace", p)
+			case string(v) == nsXMLNS:
+				// Namespaces in XML 1.0 §3: the xmlns namespace name is
+				// never declared.
+				return name, false, r.fail(stream.NotWellFormed, "prefix %q bound to the xmlns namespace", p)
 			}
 			r.binds = append(r.binds, binding{depth: depth, pStart: an.colon + 1, pEnd: an.end, uStart: vs, uEnd: ve, needDecode: dec})
 		}
@@ -182,14 +196,57 @@ func (r *Reader) startTag(depth int) (name span, self bool, err error) {
 	if _, err := r.lookup(name, true); err != nil {
 		return name, false, err
 	}
-	for _, a := range r.attrs {
-		if a.name.colon >= a.name.start && !a.isXMLNS(r.buf) {
-			if _, err := r.lookup(a.name, false); err != nil {
-				return name, false, err
+	for i, a := range r.attrs {
+		if a.name.colon < a.name.start || a.isXMLNS(r.buf) {
+			continue
+		}
+		if _, err := r.lookup(a.name, false); err != nil {
+			return name, false, err
+		}
+		// Namespaces in XML 1.0 §6.3: no two attributes with the same
+		// expanded name (local name and namespace name). Only prefixed
+		// attributes have a namespace, and XML 1.0 §3.1 already refused
+		// two with the same qualified name.
+		local := r.buf[a.name.colon+1 : a.name.end]
+		for _, o := range r.attrs[:i] {
+			if o.name.colon < o.name.start || o.isXMLNS(r.buf) || !bytes.Equal(r.buf[o.name.colon+1:o.name.end], local) {
+				continue
+			}
+			if bytes.Equal(r.attrURI(a.name), r.attrURI(o.name)) {
+				return name, false, r.fail(stream.NotWellFormed, "attributes %q and %q have the same expanded name", r.buf[o.name.start:o.name.end], r.buf[a.name.start:a.name.end])
 			}
 		}
 	}
 	return name, self, nil
+}
+
+// nsXMLNS is the namespace name of the xmlns prefix, which is never
+// declared (Namespaces in XML 1.0 §3).
+const nsXMLNS = "http://www.w3.org/2000/xmlns/"
+
+// declValue returns a namespace declaration's value, decoded when it holds
+// references (rare: it allocates only then).
+func (r *Reader) declValue(vs, ve int, dec bool) []byte {
+	if dec {
+		return []byte(decodeAttr(r.buf[vs:ve]))
+	}
+	return r.buf[vs:ve]
+}
+
+// attrURI returns the namespace name of the prefixed attribute name n,
+// whose prefix is known to be declared.
+func (r *Reader) attrURI(n span) []byte {
+	if string(r.buf[n.start:n.colon]) == "xml" {
+		return []byte(NSXML)
+	}
+	b, err := r.lookup(n, false)
+	switch {
+	case err != nil || b == nil:
+		return nil
+	case b.header:
+		return []byte(b.uri)
+	}
+	return r.declValue(b.uStart, b.uEnd, b.needDecode)
 }
 
 func (r *Reader) popBinds(depth int) {
@@ -311,13 +368,17 @@ func (r *Reader) text(quote byte) (dec bool, err error) {
 		if i == len(buf) {
 			continue
 		}
-		switch c := buf[i]; c {
+		c := buf[i]
+		if quote != 0 && c == quote {
+			return dec, nil
+		}
+		// In character data (quote 0) a NUL must not be taken for the
+		// end of the text: it goes to char, which refuses it.
+		switch c {
 		case '<':
 			if quote != 0 {
 				return dec, r.fail(stream.NotWellFormed, "'<' in attribute value") // XML 1.0 §3.1
 			}
-			return dec, nil
-		case quote:
 			return dec, nil
 		case '&':
 			dec = true
