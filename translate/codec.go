@@ -142,7 +142,7 @@ type decoder struct {
 // answer it.
 func Decode(raw []byte, pm PresenceMapper) (Stanza, error) {
 	if pm == nil {
-		pm = NewPresenceTable()
+		pm = (*PresenceTable)(nil) // the default table, without allocating one
 	}
 	root, err := parseStanza(raw)
 	if root == nil {
@@ -630,7 +630,7 @@ func stanzaStart(kind string, from, to jid.JID, id, typ, lang string) xml.StartE
 // replaced. The package documentation lists what each field becomes.
 func Encode(v Stanza, pm PresenceMapper, shareNote bool) ([]byte, error) {
 	if pm == nil {
-		pm = NewPresenceTable()
+		pm = (*PresenceTable)(nil) // the default table, without allocating one
 	}
 	switch v := v.(type) {
 	case *Message:
