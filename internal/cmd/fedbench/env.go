@@ -21,6 +21,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/dnsdisco"
 	"github.com/xmppfed/xmppfed/dnsdisco/dnsdiscotest"
 	"github.com/xmppfed/xmppfed/federation"
 	"github.com/xmppfed/xmppfed/policy"
@@ -32,6 +33,7 @@ import (
 type env struct {
 	ca    *certs.TestCA
 	dns   *dnsdiscotest.Server
+	res   *dnsdisco.Resolver // shared by every Server of the run
 	stops []func()
 }
 
@@ -40,7 +42,10 @@ func newEnv() (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &env{ca: ca, dns: dnsdiscotest.NewServer()}, nil
+	e := &env{ca: ca, dns: dnsdiscotest.NewServer()}
+	e.res = e.dns.Resolver()
+	e.res.Timeout, e.res.Attempts = 2*time.Second, 3
+	return e, nil
 }
 
 // close stops every server started in e, last first, then the DNS server.
@@ -50,6 +55,22 @@ func (e *env) close() {
 	}
 	e.stops = nil
 	e.dns.Close()
+}
+
+// resolver returns the resolver every Server of the run shares: e's DNS
+// server, with more patience than dnsdiscotest's (500 ms, one attempt),
+// since a lost answer would be a bounce, not a measurement.
+func (e *env) resolver() *dnsdisco.Resolver { return e.res }
+
+// warmDNS looks the domains up once, one at a time, so that their SRV and
+// address records are in the shared resolver's cache (TTL 300 s).
+func (e *env) warmDNS(ctx context.Context, domains []string) error {
+	for _, d := range domains {
+		if _, err := e.res.LookupServer(ctx, d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // newPolicy returns an open-federation policy with set for every remote
@@ -112,7 +133,7 @@ func (e *env) s2sNode(domains []string, cert tls.Certificate, set policy.Setting
 		Domains:   domains,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 		Verify:    certs.VerifyOptions{Roots: e.ca.Pool()},
-		Resolver:  e.dns.Resolver(),
+		Resolver:  e.resolver(),
 		Policy:    pol,
 		Limits:    s2s.Limits{QueueSize: 1 << 20},
 	}
@@ -145,7 +166,7 @@ func (e *env) fedNode(domain string, b *sink) (*federation.Server, error) {
 		Domains:   []string{domain},
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 		Verify:    certs.VerifyOptions{Roots: e.ca.Pool()},
-		Resolver:  e.dns.Resolver(),
+		Resolver:  e.resolver(),
 		Policy:    pol,
 		Backend:   b,
 		Limits:    s2s.Limits{QueueSize: 1 << 20},
@@ -167,7 +188,9 @@ func (e *env) wildcard(parent string) (tls.Certificate, error) {
 // is online, no roster, messages go to onMessage.
 type sink struct {
 	onMessage func(*translate.Message)
+	onBounce  func()
 	bounces   atomic.Int64
+	first     atomic.Pointer[string] // the first bounce's condition
 }
 
 func (b *sink) DeliverMessage(_ context.Context, m *translate.Message) error {
@@ -197,7 +220,22 @@ func (b *sink) Contacts(context.Context, string) ([][2]jid.JID, error) { return 
 
 func (b *sink) LookupUser(context.Context, jid.JID) (policy.User, error) { return policy.User{}, nil }
 
-func (b *sink) Bounce(context.Context, translate.Stanza, stanza.Error) { b.bounces.Add(1) }
+func (b *sink) Bounce(_ context.Context, _ translate.Stanza, reason stanza.Error) {
+	b.bounces.Add(1)
+	c := reason.Error()
+	b.first.CompareAndSwap(nil, &c)
+	if b.onBounce != nil {
+		b.onBounce()
+	}
+}
+
+// firstBounce returns the condition of the first bounce ("" when none).
+func (b *sink) firstBounce() string {
+	if p := b.first.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // chat returns a message stanza of about 200 bytes with id.
 func chat(from, to, id string) (*s2s.Stanza, error) {
@@ -265,24 +303,40 @@ func vmRSS() int64 {
 	return 0
 }
 
-// raiseNoFile makes sure the process may open at least want files,
-// raising RLIMIT_NOFILE (the hard limit too, which needs privileges) if
-// needed. It returns a note for the report when it changed the limit.
-func raiseNoFile(want uint64) (string, error) {
+// fdMargin is the number of descriptors kept for everything but the
+// streams' sockets (listeners, DNS, profiles).
+const fdMargin = 256
+
+// fitStreams returns how many loopback connections (two descriptors each,
+// both ends being in this process) up to want the process can hold,
+// raising RLIMIT_NOFILE (the hard limit too, which needs CAP_SYS_RESOURCE)
+// when want does not fit, and a note for the report when it changed the
+// limit or had to measure fewer.
+func fitStreams(want int) (int, string, error) {
 	var r syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
-		return "", err
+		return 0, "", err
 	}
-	if r.Cur >= want {
-		return "", nil
+	need := uint64(2*want + fdMargin)
+	if r.Cur >= need {
+		return want, "", nil
 	}
 	old := r
-	r.Cur = want
-	r.Max = max(r.Max, want)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
-		return "", fmt.Errorf("RLIMIT_NOFILE is %d (hard %d), %d needed: %w", old.Cur, old.Max, want, err)
+	r.Cur, r.Max = need, max(r.Max, need)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r); err == nil {
+		return want, fmt.Sprintf("RLIMIT_NOFILE raised from %d (hard %d) to %d with setrlimit", old.Cur, old.Max, need), nil
 	}
-	return fmt.Sprintf("RLIMIT_NOFILE raised from %d (hard %d) to %d with setrlimit", old.Cur, old.Max, want), nil
+	// Not allowed above the hard limit: use all of it.
+	r = old
+	r.Cur = old.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return 0, "", err
+	}
+	n := int((r.Cur - fdMargin) / 2)
+	if n < 1 {
+		return 0, "", fmt.Errorf("RLIMIT_NOFILE hard limit %d leaves no room for streams", old.Max)
+	}
+	return n, fmt.Sprintf("-n %d needs %d descriptors; RLIMIT_NOFILE hard limit is %d and setrlimit above it was refused (no CAP_SYS_RESOURCE): measured with %d connections", want, need, old.Max, n), nil
 }
 
 // wait waits for ch or ctx, naming what in the error.
