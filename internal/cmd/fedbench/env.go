@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -266,7 +267,9 @@ func snapshot() procStat {
 }
 
 // settled waits (at most a second) for the goroutine count to stop
-// changing, collects garbage and returns a snapshot.
+// changing, collects garbage, returns the freed memory to the operating
+// system (so that VmRSS deltas compare in-use memory, also after earlier
+// runs in the same process) and returns a snapshot.
 func settled() procStat {
 	last := -1
 	for range 50 {
@@ -277,9 +280,10 @@ func settled() procStat {
 		last = g
 		time.Sleep(20 * time.Millisecond)
 	}
-	for range 3 {
+	for range 2 {
 		runtime.GC()
 	}
+	debug.FreeOSMemory()
 	return snapshot()
 }
 
