@@ -23,7 +23,13 @@
 //
 // Each scenario runs -runs times (default 3) and prints one table with the
 // median, min and max of every metric over the runs, or JSON with -json.
-// Every run is bounded in count (-n) and time (-timeout).
+// Every run is bounded in count (-n) and time (-timeout). -cpuprofile and
+// -memprofile write profiles of the whole invocation; throughput's parts
+// run under the pprof label level=s2s, level=federation or
+// level=encoding/xml (go tool pprof -tagfocus). idle needs two descriptors
+// per connection: it raises RLIMIT_NOFILE when it may, and otherwise
+// measures as many connections as the hard limit allows, with a note.
+// BENCHMARKS.md has the method and the figures.
 package main
 
 import (
