@@ -320,13 +320,14 @@ func (s *Server) runStream(st *stream) error {
 	rt.bytesIn = st.r.LastActivity() // negotiation bytes are not traffic
 	rt.mu.Unlock()
 	s.logNegotiated(st)
-	s.streamEvent(StreamEstablished, st, nil)
 	st.r.SetBufferPool(&s.run.bufs)
 	st.w.SetBufferPool(&s.run.bufs)
 	rt.mu.Lock()
 	rt.running = true
 	s.startWriterLocked(st) // <enable/> or stanzas may be queued already
 	rt.mu.Unlock()
+	// After running is set, so that a hook reading Stats finds the stream.
+	s.streamEvent(StreamEstablished, st, nil)
 	d := s.nextTick(st)
 	rt.mu.Lock()
 	rt.timer = s.clock.AfterFunc(d, func() { s.tick(st) })
