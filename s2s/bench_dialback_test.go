@@ -63,11 +63,18 @@ func BenchmarkNewStanzaFromReader(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		st, err := newStanza(el.Name.Local, el.Attr, el.Raw)
-		if err != nil || st.dstDomain != "montague.example" {
-			b.Fatal(err)
-		}
+	for _, bc := range []struct {
+		name  string
+		cache *addrCache
+	}{{"uncached", nil}, {"cached", new(addrCache)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				st, err := newStanza(el.Name.Local, el.Attr, el.Raw, bc.cache)
+				if err != nil || st.dstDomain != "montague.example" {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -41,6 +41,7 @@ type outItem struct {
 // runState is the runtime state of one established stream: the write
 // queue and its writer goroutine, timers, counters and XEP-0198 state.
 type runState struct {
+	addrs  addrCache       // the read loop's parsed addresses
 	ctx    context.Context // ends when the stream ends
 	cancel context.CancelFunc
 	// waitCtx ends with ctx or when the Server begins to stop: the rate
@@ -408,7 +409,7 @@ func (s *Server) readLoop(st *stream) error {
 // Handler. It returns a non-nil error only when the stream must end.
 func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 	rt := st.rt
-	stz, err := newStanza(el.Name.Local, el.Attr, el.Raw)
+	stz, err := newStanza(el.Name.Local, el.Attr, el.Raw, &rt.addrs)
 	if err != nil {
 		// RFC 6120 §4.9.3.8: missing or invalid from/to between servers.
 		return st.streamFail(streamerr.ImproperAddressing, err.Error())

@@ -95,12 +95,12 @@ func ParseStanza(raw []byte) (*Stanza, error) {
 	if rest := bytes.TrimSpace(raw[d.InputOffset():]); len(rest) > 0 {
 		return nil, fmt.Errorf("%w: %d bytes after the stanza's end", ErrInvalidStanza, len(rest))
 	}
-	return newStanza(start.Name.Local, start.Attr, raw)
+	return newStanza(start.Name.Local, start.Attr, raw, nil)
 }
 
 // newStanza builds a Stanza from a top-level element already checked for
 // well-formedness (by ParseStanza or the stream reader).
-func newStanza(kind string, attrs []xml.Attr, raw []byte) (*Stanza, error) {
+func newStanza(kind string, attrs []xml.Attr, raw []byte, addrs *addrCache) (*Stanza, error) {
 	switch kind {
 	case "message", "presence", "iq":
 	default:
@@ -133,10 +133,10 @@ func newStanza(kind string, attrs []xml.Attr, raw []byte) (*Stanza, error) {
 		return nil, fmt.Errorf("%w: <%s> has no to address", ErrInvalidStanza, kind)
 	}
 	var err error
-	if st.From, st.srcDomain, err = parseAddr(from); err != nil {
+	if st.From, st.srcDomain, err = addrs.parse(from); err != nil {
 		return nil, fmt.Errorf("%w: from %q: %v", ErrInvalidStanza, from, err)
 	}
-	if st.To, st.dstDomain, err = parseAddr(to); err != nil {
+	if st.To, st.dstDomain, err = addrs.parse(to); err != nil {
 		return nil, fmt.Errorf("%w: to %q: %v", ErrInvalidStanza, to, err)
 	}
 	if kind == "iq" {
@@ -163,6 +163,42 @@ func parseAddr(s string) (jid.JID, string, error) {
 	if err != nil {
 		return jid.JID{}, "", err
 	}
+	return j, d, nil
+}
+
+// addrCache remembers the last addresses parsed on one stream: the same
+// few JIDs come again and again on a server-to-server stream (both domains
+// always, the users of a conversation often), and parsing one (PRECIS,
+// IDNA) is the largest cost of receiving a stanza. Only valid addresses are
+// kept, so a hit needs no check. It belongs to the stream's read loop: no
+// locking. A nil cache parses every time.
+type addrCache struct {
+	keys [addrCacheSize]string
+	jids [addrCacheSize]jid.JID
+	doms [addrCacheSize]string
+	next int
+}
+
+// addrCacheSize is small: a cache per stream must stay cheap for idle
+// streams, and a conversation's from and to fit.
+const addrCacheSize = 4
+
+// parse is parseAddr through the cache.
+func (c *addrCache) parse(s string) (jid.JID, string, error) {
+	if c == nil {
+		return parseAddr(s)
+	}
+	for i := range c.keys {
+		if c.keys[i] == s && s != "" {
+			return c.jids[i], c.doms[i], nil
+		}
+	}
+	j, d, err := parseAddr(s)
+	if err != nil {
+		return j, d, err
+	}
+	c.keys[c.next], c.jids[c.next], c.doms[c.next] = s, j, d
+	c.next = (c.next + 1) % addrCacheSize
 	return j, d, nil
 }
 
