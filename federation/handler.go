@@ -23,13 +23,20 @@ const (
 	versionNS    = "jabber:iq:version"                      // XEP-0092
 )
 
-// Stanza errors the domain answers with.
-var (
-	errServiceUnavailable = stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
-	errBadRequest         = stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
-	errNotImplemented     = stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}
-	errItemNotFound       = stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
-)
+// Stanza errors the domain answers with (functions, not package
+// variables: a stanza.Error holds a map and could be changed by anyone).
+func errServiceUnavailable() stanza.Error {
+	return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+}
+func errBadRequest() stanza.Error {
+	return stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
+}
+func errNotImplemented() stanza.Error {
+	return stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}
+}
+func errItemNotFound() stanza.Error {
+	return stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
+}
 
 // handle is the s2s.Server's Handler: every stanza an authenticated remote
 // domain sends to one of our domains (s2s has checked its addressing, the
@@ -96,7 +103,7 @@ func (s *Server) handleDomain(ctx context.Context, st *s2s.Stanza) error {
 			return nil
 		}
 		// RFC 6120 §8.2.3 (s2s refuses these first).
-		return errBadRequest
+		return errBadRequest()
 	case "message":
 		if st.Type == "error" || st.Type == "headline" {
 			// Never answered (RFC 6120 §8.3.1; RFC 6121 §8.5.3.2.1 has
@@ -108,7 +115,7 @@ func (s *Server) handleDomain(ctx context.Context, st *s2s.Stanza) error {
 		// RFC 6120 §10.5.1 lets a server answer a stanza to its domain
 		// with an error rather than handle it; there is no user behind
 		// the domain to read the message.
-		return errServiceUnavailable
+		return errServiceUnavailable()
 	}
 	// Presence to the domain itself: nobody subscribes to or probes a
 	// domain here, and presence is never answered with an error for that
@@ -147,22 +154,22 @@ func (s *Server) domainAnswer(st *s2s.Stanza) (*s2s.Stanza, error) {
 	switch child.Space {
 	case pingNS:
 		if child.Local != "ping" {
-			return nil, errServiceUnavailable
+			return nil, errServiceUnavailable()
 		}
 		if st.Type != "get" {
-			return nil, errNotImplemented // XEP-0199 §4.2 defines a get only
+			return nil, errNotImplemented() // XEP-0199 §4.2 defines a get only
 		}
 		// XEP-0199 §4.2: an empty result.
 	case discoInfoNS, discoItemsNS:
 		if child.Local != "query" {
-			return nil, errServiceUnavailable
+			return nil, errServiceUnavailable()
 		}
 		if st.Type != "get" {
-			return nil, errNotImplemented // XEP-0030 §3, §4 define gets only
+			return nil, errNotImplemented() // XEP-0030 §3, §4 define gets only
 		}
 		if node != "" {
 			// XEP-0030 §3.2: no such node.
-			return nil, errItemNotFound
+			return nil, errItemNotFound()
 		}
 		if child.Space == discoInfoNS {
 			payload = s.discoInfo()
@@ -173,14 +180,14 @@ func (s *Server) domainAnswer(st *s2s.Stanza) (*s2s.Stanza, error) {
 		if child.Local != "query" || s.Version == nil {
 			// The host did not opt in: the feature is not offered (and
 			// not advertised in disco#info).
-			return nil, errServiceUnavailable
+			return nil, errServiceUnavailable()
 		}
 		if st.Type != "get" {
-			return nil, errNotImplemented // XEP-0092 §2 defines a get only
+			return nil, errNotImplemented() // XEP-0092 §2 defines a get only
 		}
 		payload = versionPayload(s.Version)
 	default:
-		return nil, errServiceUnavailable
+		return nil, errServiceUnavailable()
 	}
 	// An error here is ours (internal-server-error): the payloads are
 	// built by this package.
@@ -203,7 +210,7 @@ func iqChild(st *s2s.Stanza) (name xml.Name, node string, err error) {
 			break
 		}
 		if terr != nil {
-			return xml.Name{}, "", errBadRequest
+			return xml.Name{}, "", errBadRequest()
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
@@ -228,7 +235,7 @@ func iqChild(st *s2s.Stanza) (name xml.Name, node string, err error) {
 		}
 	}
 	if n != 1 || depth != 0 {
-		e := errBadRequest
+		e := errBadRequest()
 		e.Text = map[string]string{"": "An iq get or set holds exactly one child element (RFC 6120 §8.2.3)"}
 		return xml.Name{}, "", e
 	}

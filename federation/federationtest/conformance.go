@@ -87,10 +87,12 @@ func testKnownUser(t *testing.T, newBackend func(t *testing.T) (federation.Backe
 	}
 }
 
-// allStates are RFC 6121 Appendix A.1's nine states.
-var allStates = []translate.SubState{
-	translate.None, translate.NonePendingOut, translate.NonePendingIn, translate.NonePendingOutIn,
-	translate.To, translate.ToPendingIn, translate.From, translate.FromPendingOut, translate.Both,
+// allStates returns RFC 6121 Appendix A.1's nine states.
+func allStates() []translate.SubState {
+	return []translate.SubState{
+		translate.None, translate.NonePendingOut, translate.NonePendingIn, translate.NonePendingOutIn,
+		translate.To, translate.ToPendingIn, translate.From, translate.FromPendingOut, translate.Both,
+	}
 }
 
 // checkPair checks that the roster holds s for (local, remote) and that
@@ -132,7 +134,7 @@ func testRosterStates(t *testing.T, newBackend func(t *testing.T) (federation.Ba
 		t.Errorf("a new pair: %v", err)
 	}
 	// Every state, then back to None, which removes the pair.
-	for _, s := range append(allStates[1:], translate.None) {
+	for _, s := range append(allStates()[1:], translate.None) {
 		if err := b.SetState(ctx, user, remote, s); err != nil {
 			t.Fatalf("SetState(%s, %s, %v): %v", user, remote, s, err)
 		}
@@ -155,7 +157,8 @@ func testConcurrent(t *testing.T, newBackend func(t *testing.T) (federation.Back
 	for i, remote := range remotes {
 		wg.Go(func() {
 			for r := range rounds {
-				s := allStates[(i+r)%len(allStates)]
+				states := allStates()
+				s := states[(i+r)%len(states)]
 				if err := b.SetState(ctx, user, remote, s); err != nil {
 					errc <- fmt.Errorf("SetState: %v", err)
 					return
@@ -183,7 +186,8 @@ func testConcurrent(t *testing.T, newBackend func(t *testing.T) (federation.Back
 		t.Error(err)
 	}
 	for i, remote := range remotes {
-		want := allStates[(i+rounds-1)%len(allStates)]
+		states := allStates()
+		want := states[(i+rounds-1)%len(states)]
 		if err := checkPair(ctx, b, user, remote, want); err != nil {
 			t.Errorf("after the concurrent changes: %v", err)
 		}

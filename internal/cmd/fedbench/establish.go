@@ -20,11 +20,14 @@ type estVariant struct {
 	auth   s2s.AuthMethod
 }
 
-var estVariants = []estVariant{
-	{"sasl-external/starttls", policy.Settings{SASL: policy.Optional}, false, s2s.AuthSASLExternal},
-	{"sasl-external/directtls", policy.Settings{SASL: policy.Optional}, true, s2s.AuthSASLExternal},
-	{"dialback/starttls", policy.Settings{SASL: policy.NotSupported}, false, s2s.AuthDialback},
-	{"dialback/directtls", policy.Settings{SASL: policy.NotSupported}, true, s2s.AuthDialback},
+// estVariants returns the establishment variants measured, in order.
+func estVariants() []estVariant {
+	return []estVariant{
+		{"sasl-external/starttls", policy.Settings{SASL: policy.Optional}, false, s2s.AuthSASLExternal},
+		{"sasl-external/directtls", policy.Settings{SASL: policy.Optional}, true, s2s.AuthSASLExternal},
+		{"dialback/starttls", policy.Settings{SASL: policy.NotSupported}, false, s2s.AuthDialback},
+		{"dialback/directtls", policy.Settings{SASL: policy.NotSupported}, true, s2s.AuthDialback},
+	}
 }
 
 // fleet is a host s2s.Server and a peer s2s.Server that serves many
@@ -189,7 +192,7 @@ func (f *fleet) latencies(from, to int) []time.Duration {
 // (streams per second).
 func runEstablish(ctx context.Context, c *config, n int, _ *[]string) ([]sample, error) {
 	var out []sample
-	for vi, v := range estVariants {
+	for vi, v := range estVariants() {
 		got, err := establishVariant(ctx, c, n, "e"+strconv.Itoa(vi), v)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", v.name, err)

@@ -86,7 +86,7 @@ func TestTable(t *testing.T) {
 		}
 		rows++
 	}
-	if want := len(estVariants) * 5; rows != want {
+	if want := len(estVariants()) * 5; rows != want {
 		t.Errorf("%d rows, want %d:\n%s", rows, want, out.String())
 	}
 }
