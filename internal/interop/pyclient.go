@@ -104,30 +104,22 @@ type pyCommand struct {
 	Unavailable    bool   `json:"unavailable,omitempty"`
 }
 
-var (
-	pyCheckOnce sync.Once
-	pyCheckErr  error
-	pyPath      string
-)
-
 // python returns the interpreter that has Debian's python3-slixmpp:
 // /usr/bin/python3 when it exists (a python3 earlier in PATH, such as a
 // pyenv shim, does not see Debian's dist-packages), else python3 from PATH.
+// It checks each time (a fraction of a second per client start) rather
+// than caching the answer in package state.
 func python() (string, error) {
-	pyCheckOnce.Do(func() {
-		pyPath = "/usr/bin/python3"
-		if _, err := os.Stat(pyPath); err != nil {
-			if pyPath, err = exec.LookPath("python3"); err != nil {
-				pyCheckErr = fmt.Errorf("interop: python3 not found (run .ci/interop-setup): %w", err)
-				return
-			}
+	pyPath := "/usr/bin/python3"
+	if _, err := os.Stat(pyPath); err != nil {
+		if pyPath, err = exec.LookPath("python3"); err != nil {
+			return "", fmt.Errorf("interop: python3 not found (run .ci/interop-setup): %w", err)
 		}
-		_, err := run(context.Background(), 30*time.Second, nil, pyPath, "-c", "import slixmpp")
-		if err != nil {
-			pyCheckErr = fmt.Errorf("interop: %s cannot import slixmpp (run .ci/interop-setup, which installs python3-slixmpp): %w", pyPath, err)
-		}
-	})
-	return pyPath, pyCheckErr
+	}
+	if _, err := run(context.Background(), 30*time.Second, nil, pyPath, "-c", "import slixmpp"); err != nil {
+		return "", fmt.Errorf("interop: %s cannot import slixmpp (run .ci/interop-setup, which installs python3-slixmpp): %w", pyPath, err)
+	}
+	return pyPath, nil
 }
 
 // requirePython skips (fails, when the CI environment variable is set)
