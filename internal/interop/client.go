@@ -41,22 +41,19 @@ type Client struct {
 	dropped  atomic.Int64
 }
 
-// Login connects to addr, negotiates STARTTLS (trusting roots, RFC 6120
-// §5) and SASL (SCRAM-SHA-1 or PLAIN) as user, binds a resource, sends
-// initial presence and starts collecting incoming messages. The session is
-// closed when t ends.
-func Login(t testing.TB, addr string, roots *x509.CertPool, user, pass string) *Client {
+// dialSession connects to addr and logs user in over c2s: STARTTLS
+// trusting roots (RFC 6120 §5), SASL SCRAM-SHA-1 or PLAIN, a bound
+// resource. It fails t on any error.
+func dialSession(ctx context.Context, t testing.TB, addr string, roots *x509.CertPool, user, pass string) *xmpp.Session {
 	t.Helper()
 	j, err := jid.Parse(user)
 	if err != nil {
 		t.Fatalf("interop: login JID %q: %v", user, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		t.Fatalf("interop: c2s dial %s: %v", addr, err)
+		t.Fatalf("interop: c2s dial %s for %s: %v", addr, user, err)
 	}
 	sess, err := xmpp.NewClientSession(ctx, j, conn,
 		xmpp.StartTLS(&tls.Config{ServerName: j.Domain().String(), RootCAs: roots, MinVersion: tls.VersionTLS12}),
@@ -67,6 +64,18 @@ func Login(t testing.TB, addr string, roots *x509.CertPool, user, pass string) *
 		conn.Close()
 		t.Fatalf("interop: c2s login %s at %s: %v", user, addr, err)
 	}
+	return sess
+}
+
+// Login connects to addr, negotiates STARTTLS (trusting roots, RFC 6120
+// §5) and SASL (SCRAM-SHA-1 or PLAIN) as user, binds a resource, sends
+// initial presence and starts collecting incoming messages. The session is
+// closed when t ends.
+func Login(t testing.TB, addr string, roots *x509.CertPool, user, pass string) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess := dialSession(ctx, t, addr, roots, user, pass)
 	c := &Client{JID: sess.LocalAddr(), sess: sess, msgs: make(chan Message, 4096), served: make(chan struct{})}
 	go c.serve()
 	t.Cleanup(c.Close)
@@ -293,26 +302,9 @@ var _ UserClient = (*MelliumUser)(nil)
 // ends.
 func LoginUser(t testing.TB, addr string, roots *x509.CertPool, user, pass string) *MelliumUser {
 	t.Helper()
-	j, err := jid.Parse(user)
-	if err != nil {
-		t.Fatalf("interop: login JID %q: %v", user, err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		t.Fatalf("interop: c2s dial %s for %s: %v", addr, user, err)
-	}
-	sess, err := xmpp.NewClientSession(ctx, j, conn,
-		xmpp.StartTLS(&tls.Config{ServerName: j.Domain().String(), RootCAs: roots, MinVersion: tls.VersionTLS12}),
-		xmpp.SASL("", pass, sasl.ScramSha1, sasl.Plain),
-		xmpp.BindResource(),
-	)
-	if err != nil {
-		conn.Close()
-		t.Fatalf("interop: c2s login %s at %s: %v", user, addr, err)
-	}
+	sess := dialSession(ctx, t, addr, roots, user, pass)
 	u := &MelliumUser{jid: sess.LocalAddr(), sess: sess, events: make(chan Event, 4096), served: make(chan struct{})}
 	go u.serve()
 	t.Cleanup(u.Close)
