@@ -24,16 +24,6 @@ import (
 	"github.com/xmppfed/xmppfed/s2s"
 )
 
-// Namespaces the diagnostic reads in stream features.
-const (
-	nsTLS             = "urn:ietf:params:xml:ns:xmpp-tls"  // RFC 6120 §5
-	nsSASL            = "urn:ietf:params:xml:ns:xmpp-sasl" // RFC 6120 §6
-	nsDialbackFeature = "urn:xmpp:features:dialback"       // XEP-0220 §2.5
-	nsBidiFeature     = "urn:xmpp:features:bidi"           // XEP-0288 §2
-	nsSM              = "urn:xmpp:sm:3"                    // XEP-0198
-	nsPing            = "urn:xmpp:ping"                    // XEP-0199
-)
-
 // maxPreTLS bounds what a probed peer may send in one element before TLS and
 // in its stream features: a header and features are a few hundred bytes.
 const maxPreTLS = 64 << 10
@@ -419,7 +409,7 @@ func (p *prober) tls(ctx context.Context, direct bool, set policy.Settings) (*wi
 		if err != nil {
 			return nil, hdr, "", err
 		}
-		offered := features.Child(nsTLS, "starttls") != nil
+		offered := features.Child(wire.NSTLS, "starttls") != nil
 		switch {
 		case set.TLS == policy.NotSupported:
 			return features, hdr, "not used: TLS is not-supported for this partner", nil
@@ -500,7 +490,7 @@ func (p *prober) header(rw net.Conn) (*wire.Node, wire.Header, error) {
 
 // startTLS asks for TLS and waits for <proceed/> (RFC 6120 §5.4.2).
 func (p *prober) startTLS() error {
-	if err := p.w.WriteRaw([]byte("<starttls xmlns='" + nsTLS + "'/>")); err != nil {
+	if err := p.w.WriteRaw([]byte("<starttls xmlns='" + wire.NSTLS + "'/>")); err != nil {
 		return err
 	}
 	reply, err := next(p.r)
@@ -508,13 +498,13 @@ func (p *prober) startTLS() error {
 		return fmt.Errorf("waiting for <proceed/>: %w", err)
 	}
 	switch reply.Name {
-	case xml.Name{Space: nsTLS, Local: "proceed"}:
+	case xml.Name{Space: wire.NSTLS, Local: "proceed"}:
 		if p.r.Buffered() > 0 {
 			// RFC 6120 §5.4.3.3: nothing may follow <proceed/> in the clear.
 			return errors.New("the peer sent data after <proceed/>")
 		}
 		return nil
-	case xml.Name{Space: nsTLS, Local: "failure"}:
+	case xml.Name{Space: wire.NSTLS, Local: "failure"}:
 		return errors.New("the peer refused STARTTLS with <failure/>")
 	}
 	return fmt.Errorf("expected <proceed/>, got <%s xmlns=%q>", reply.Name.Local, reply.Name.Space)
@@ -630,15 +620,15 @@ func judgeFeatures(f *wire.Node, hdr wire.Header, set policy.Settings, overTLS b
 		return "", errors.New("no stream features")
 	}
 	external := false
-	if m := f.Child(nsSASL, "mechanisms"); m != nil {
+	if m := f.Child(wire.NSSASL, "mechanisms"); m != nil {
 		for _, k := range m.Children {
-			if k.Name == (xml.Name{Space: nsSASL, Local: "mechanism"}) && strings.TrimSpace(k.Text) == "EXTERNAL" {
+			if k.Name == (xml.Name{Space: wire.NSSASL, Local: "mechanism"}) && strings.TrimSpace(k.Text) == "EXTERNAL" {
 				external = true
 			}
 		}
 	}
 	// XEP-0220 §2.1: the db namespace on the header announces dialback too.
-	dialback := f.Child(nsDialbackFeature, "dialback") != nil || hdr.Dialback
+	dialback := f.Child(wire.NSDialbackFeature, "dialback") != nil || hdr.Dialback
 	var offered []string
 	if external {
 		offered = append(offered, "SASL EXTERNAL")
@@ -646,13 +636,13 @@ func judgeFeatures(f *wire.Node, hdr wire.Header, set policy.Settings, overTLS b
 	if dialback {
 		offered = append(offered, "dialback")
 	}
-	if f.Child(nsBidiFeature, "bidi") != nil {
+	if f.Child(wire.NSBidiFeature, "bidi") != nil {
 		offered = append(offered, "bidi (XEP-0288)")
 	}
-	if f.Child(nsSM, "sm") != nil {
+	if f.Child(wire.NSSM, "sm") != nil {
 		offered = append(offered, "stream management (XEP-0198)")
 	}
-	if f.Child(nsTLS, "starttls") != nil {
+	if f.Child(wire.NSTLS, "starttls") != nil {
 		offered = append(offered, "STARTTLS")
 	}
 	if len(offered) == 0 {
@@ -861,7 +851,7 @@ func pingIQ(from, to jid.JID, id string) []byte {
 			{Name: xml.Name{Local: "to"}, Value: to.String()},
 		},
 	}
-	ping := xml.StartElement{Name: xml.Name{Space: nsPing, Local: "ping"}}
+	ping := xml.StartElement{Name: xml.Name{Space: wire.NSPing, Local: "ping"}}
 	_ = e.EncodeToken(start)
 	_ = e.EncodeToken(ping)
 	_ = e.EncodeToken(ping.End())

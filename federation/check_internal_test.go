@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppfed/xmppfed/internal/wire"
 	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
 )
@@ -67,7 +68,7 @@ func FuzzProbePeer(f *testing.F) {
 				}
 			}
 		}
-		if features.Child(nsTLS, "starttls") != nil {
+		if features.Child(wire.NSTLS, "starttls") != nil {
 			_ = p.startTLS()
 		}
 	})

@@ -10,14 +10,13 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/xmppfed/xmppfed/internal/wire"
 	"github.com/xmppfed/xmppfed/s2s"
 	"github.com/xmppfed/xmppfed/translate"
 )
 
 // Namespaces the Server answers for its own domains.
 const (
-	serverNS     = "jabber:server"
-	pingNS       = "urn:xmpp:ping"                          // XEP-0199
 	discoInfoNS  = "http://jabber.org/protocol/disco#info"  // XEP-0030
 	discoItemsNS = "http://jabber.org/protocol/disco#items" // XEP-0030
 	versionNS    = "jabber:iq:version"                      // XEP-0092
@@ -152,7 +151,7 @@ func (s *Server) domainAnswer(st *s2s.Stanza) (*s2s.Stanza, error) {
 	}
 	var payload []byte
 	switch child.Space {
-	case pingNS:
+	case wire.NSPing:
 		if child.Local != "ping" {
 			return nil, errServiceUnavailable()
 		}
@@ -259,7 +258,7 @@ func resolveNS(prefix string, own, parent []xml.Attr) string {
 		}
 	}
 	if prefix == "" {
-		return serverNS
+		return wire.NSServer
 	}
 	return ""
 }
@@ -269,7 +268,7 @@ func resolveNS(prefix string, own, parent []xml.Attr) string {
 func (s *Server) discoInfo() []byte {
 	var b bytes.Buffer
 	b.WriteString("<query xmlns='" + discoInfoNS + "'><identity category='server' type='im'/>")
-	features := []string{discoInfoNS, discoItemsNS, pingNS}
+	features := []string{discoInfoNS, discoItemsNS, wire.NSPing}
 	if s.Version != nil {
 		features = append(features, versionNS)
 	}
@@ -341,7 +340,7 @@ func errorOf(st *s2s.Stanza) (stanza.Error, error) {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
-			if depth == 2 && t.Name.Local == "error" && (t.Name.Space == serverNS || t.Name.Space == "") {
+			if depth == 2 && t.Name.Local == "error" && (t.Name.Space == wire.NSServer || t.Name.Space == "") {
 				var e stanza.Error
 				if err := d.DecodeElement(&e, &t); err != nil {
 					return stanza.Error{}, err
@@ -374,7 +373,7 @@ func (s *Server) rebuild(st *s2s.Stanza) translate.Stanza {
 func originalOf(st *s2s.Stanza) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := xml.NewEncoder(&buf)
-	start := xml.StartElement{Name: xml.Name{Space: serverNS, Local: st.Kind}, Attr: []xml.Attr{
+	start := xml.StartElement{Name: xml.Name{Space: wire.NSServer, Local: st.Kind}, Attr: []xml.Attr{
 		{Name: xml.Name{Local: "from"}, Value: st.To.String()},
 		{Name: xml.Name{Local: "to"}, Value: st.From.String()},
 	}}
@@ -403,7 +402,7 @@ func originalOf(st *s2s.Stanza) ([]byte, error) {
 			if depth == 1 {
 				continue
 			}
-			if skip > 0 || (depth == 2 && t.Name.Local == "error" && (t.Name.Space == serverNS || t.Name.Space == "")) {
+			if skip > 0 || (depth == 2 && t.Name.Local == "error" && (t.Name.Space == wire.NSServer || t.Name.Space == "")) {
 				skip++
 				continue
 			}
@@ -473,7 +472,7 @@ func (s *Server) sendIQ(ctx context.Context, from, to jid.JID, payload []byte) (
 	}
 	id := "fed-" + randomID()
 	var b bytes.Buffer
-	b.WriteString("<iq xmlns='" + serverNS + "' type='get'")
+	b.WriteString("<iq xmlns='" + wire.NSServer + "' type='get'")
 	writeAttr(&b, "id", id)
 	writeAttr(&b, "from", from.String())
 	writeAttr(&b, "to", to.String())

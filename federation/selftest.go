@@ -10,6 +10,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/internal/wire"
 	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/s2s"
 )
@@ -114,7 +115,7 @@ func (s *Server) SelfTest(ctx context.Context, from, to jid.JID) (*SelfTestRepor
 	ictx, icancel := context.WithCancel(ctx)
 	defer icancel()
 	go func() {
-		st, err := s.sendIQ(ictx, from, to, []byte("<ping xmlns='"+nsPing+"'/>"))
+		st, err := s.sendIQ(ictx, from, to, []byte("<ping xmlns='"+wire.NSPing+"'/>"))
 		done <- answer{st, err}
 	}()
 	connect := Stage{Name: "connect/auth", Target: remote}

@@ -21,16 +21,10 @@ import (
 	"github.com/xmppfed/xmppfed/policy"
 )
 
-// Namespaces of the stream features and negotiation elements.
+// Negotiation constants (the namespaces are internal/wire's).
 const (
-	nsTLS             = "urn:ietf:params:xml:ns:xmpp-tls"  // RFC 6120 §5
-	nsSASL            = "urn:ietf:params:xml:ns:xmpp-sasl" // RFC 6120 §6
-	nsDialbackFeature = "urn:xmpp:features:dialback"       // XEP-0220 §2.5
-	nsBidiFeature     = "urn:xmpp:features:bidi"           // XEP-0288 §2
-	nsBidi            = "urn:xmpp:bidi"                    // XEP-0288 §2
-	nsLimits          = "urn:xmpp:stream-limits:0"         // XEP-0478
-	alpnXMPPServer    = "xmpp-server"                      // XEP-0368 §3
-	maxRestarts       = 5                                  // stream restarts one negotiation may do (TLS, SASL, ...)
+	alpnXMPPServer = "xmpp-server" // XEP-0368 §3
+	maxRestarts    = 5             // stream restarts one negotiation may do (TLS, SASL, ...)
 )
 
 // negState is the negotiation state of one stream: the features the peer
@@ -131,22 +125,22 @@ func parseFeatures(el *wire.Element) (featureSet, error) {
 	}
 	for _, k := range kids {
 		switch {
-		case k.Name.Space == nsTLS && k.Name.Local == "starttls":
+		case k.Name.Space == wire.NSTLS && k.Name.Local == "starttls":
 			f.startTLS = true
-			f.startTLSRequired = k.Child(nsTLS, "required") != nil
-		case k.Name.Space == nsSASL && k.Name.Local == "mechanisms":
+			f.startTLSRequired = k.Child(wire.NSTLS, "required") != nil
+		case k.Name.Space == wire.NSSASL && k.Name.Local == "mechanisms":
 			for _, m := range k.Children {
-				if m.Name.Space == nsSASL && m.Name.Local == "mechanism" && strings.TrimSpace(m.Text) == "EXTERNAL" {
+				if m.Name.Space == wire.NSSASL && m.Name.Local == "mechanism" && strings.TrimSpace(m.Text) == "EXTERNAL" {
 					f.external = true
 				}
 			}
-		case k.Name.Space == nsDialbackFeature && k.Name.Local == "dialback":
+		case k.Name.Space == wire.NSDialbackFeature && k.Name.Local == "dialback":
 			f.dialback = true
-			f.dialbackErrors = k.Child(nsDialbackFeature, "errors") != nil
-		case k.Name.Space == nsBidiFeature && k.Name.Local == "bidi":
+			f.dialbackErrors = k.Child(wire.NSDialbackFeature, "errors") != nil
+		case k.Name.Space == wire.NSBidiFeature && k.Name.Local == "bidi":
 			f.bidi = true
-		case k.Name.Space == nsLimits && k.Name.Local == "limits":
-			if mb := k.Child(nsLimits, "max-bytes"); mb != nil {
+		case k.Name.Space == wire.NSLimits && k.Name.Local == "limits":
+			if mb := k.Child(wire.NSLimits, "max-bytes"); mb != nil {
 				if v, err := strconv.Atoi(strings.TrimSpace(mb.Text)); err == nil && v > 0 {
 					f.maxBytes = v
 				}
@@ -222,7 +216,7 @@ func (s *Server) inFeatures(set policy.Settings, maxBytes int, tlsDone, authDone
 	b := make([]byte, 0, 512)
 	b = append(b, "<stream:features>"...)
 	if !tlsDone && canTLS && set.TLS != policy.NotSupported {
-		b = append(b, "<starttls xmlns='"+nsTLS+"'>"...)
+		b = append(b, "<starttls xmlns='"+wire.NSTLS+"'>"...)
 		if set.TLS == policy.Required {
 			b = append(b, "<required/>"...)
 		}
@@ -233,16 +227,16 @@ func (s *Server) inFeatures(set policy.Settings, maxBytes int, tlsDone, authDone
 	if tlsDone || set.TLS != policy.Required {
 		if !authDone {
 			if tlsDone && extOK && set.SASL != policy.NotSupported {
-				b = append(b, "<mechanisms xmlns='"+nsSASL+"'><mechanism>EXTERNAL</mechanism></mechanisms>"...)
+				b = append(b, "<mechanisms xmlns='"+wire.NSSASL+"'><mechanism>EXTERNAL</mechanism></mechanisms>"...)
 			}
 			if set.Dialback() && set.SASL != policy.Required {
-				b = append(b, "<dialback xmlns='"+nsDialbackFeature+"'><errors/></dialback>"...)
+				b = append(b, "<dialback xmlns='"+wire.NSDialbackFeature+"'><errors/></dialback>"...)
 			}
 			if !bidiDone {
-				b = append(b, "<bidi xmlns='"+nsBidiFeature+"'/>"...)
+				b = append(b, "<bidi xmlns='"+wire.NSBidiFeature+"'/>"...)
 			}
 		}
-		b = append(b, "<limits xmlns='"+nsLimits+"'><max-bytes>"...)
+		b = append(b, "<limits xmlns='"+wire.NSLimits+"'><max-bytes>"...)
 		b = strconv.AppendInt(b, int64(maxBytes), 10)
 		b = append(b, "</max-bytes></limits>"...)
 	}

@@ -209,15 +209,15 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 		switch {
 		case isStreamError(el):
 			return 0, negErr(st.local, st.remote, "stream", streamErrorOf(el))
-		case is(el, nsTLS, "starttls"):
+		case is(el, wire.NSTLS, "starttls"):
 			if st.tls != nil || !s.canTLS() || set.TLS == policy.NotSupported {
 				// RFC 6120 §5.4.2.2: <failure/> then close.
-				_ = st.write([]byte("<failure xmlns='" + nsTLS + "'/>"))
+				_ = st.write([]byte("<failure xmlns='" + wire.NSTLS + "'/>"))
 				_ = st.w.Close()
 				_ = st.conn.Close()
 				return 0, negErrf(st.local, st.remote, "starttls", "STARTTLS requested but not offered")
 			}
-			if err := st.write([]byte("<proceed xmlns='" + nsTLS + "'/>")); err != nil {
+			if err := st.write([]byte("<proceed xmlns='" + wire.NSTLS + "'/>")); err != nil {
 				return 0, negErr(st.local, st.remote, "starttls", err)
 			}
 			tc := tls.Server(st.conn, s.serverTLS())
@@ -229,7 +229,7 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 		case tlsRequired:
 			// TLS is mandatory-to-negotiate here (RFC 6120 §5.3.1).
 			return 0, st.fail("tls", streamerr.PolicyViolation, "TLS is required")
-		case is(el, nsSASL, "auth"):
+		case is(el, wire.NSSASL, "auth"):
 			saslTries++
 			if saslTries > 2 {
 				return 0, st.fail("sasl", streamerr.PolicyViolation, "too many SASL attempts")
@@ -249,9 +249,9 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 				st.r.Reset(st.io(st.conn)) // RFC 6120 §6.4.6: restart
 				return restartSASL, nil
 			}
-		case is(el, nsSASL, "abort"):
+		case is(el, wire.NSSASL, "abort"):
 			_ = st.write(saslFailure("aborted"))
-		case is(el, nsBidi, "bidi"):
+		case is(el, wire.NSBidi, "bidi"):
 			*bidiDone, st.bidi = true, true
 		case is(el, wire.NSDialback, "result"):
 			f, err := readDB(el)

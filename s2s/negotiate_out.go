@@ -100,7 +100,7 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 		}
 		if st.tls != nil && f.bidi && !bidiSent {
 			// XEP-0288 §2: the initiator requests bidi before authenticating.
-			if err := st.write([]byte("<bidi xmlns='" + nsBidi + "'/>")); err != nil {
+			if err := st.write([]byte("<bidi xmlns='" + wire.NSBidi + "'/>")); err != nil {
 				return nil, negErr(local, remote, "stream", err)
 			}
 			bidiSent, st.bidi = true, true
@@ -180,7 +180,7 @@ func (st *stream) openOut() (wire.Header, error) {
 
 // startTLSOut negotiates STARTTLS (RFC 6120 §5.4.2).
 func (st *stream) startTLSOut(ctx context.Context) error {
-	if err := st.write([]byte("<starttls xmlns='" + nsTLS + "'/>")); err != nil {
+	if err := st.write([]byte("<starttls xmlns='" + wire.NSTLS + "'/>")); err != nil {
 		return negErr(st.local, st.remote, "starttls", err)
 	}
 	el, err := st.r.Next()
@@ -188,8 +188,8 @@ func (st *stream) startTLSOut(ctx context.Context) error {
 		return negErr(st.local, st.remote, "starttls", err)
 	}
 	switch {
-	case is(el, nsTLS, "proceed"):
-	case is(el, nsTLS, "failure"):
+	case is(el, wire.NSTLS, "proceed"):
+	case is(el, wire.NSTLS, "failure"):
 		return negErrf(st.local, st.remote, "starttls", "peer answered <failure/>")
 	case isStreamError(el):
 		return negErr(st.local, st.remote, "starttls", streamErrorOf(el))
@@ -229,7 +229,7 @@ func (st *stream) clientHandshake(ctx context.Context, raw net.Conn, directTLS b
 // <failure/>.
 func (st *stream) externalOut() (bool, error) {
 	authz := base64.StdEncoding.EncodeToString([]byte(st.local))
-	if err := st.write([]byte("<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>" + authz + "</auth>")); err != nil {
+	if err := st.write([]byte("<auth xmlns='" + wire.NSSASL + "' mechanism='EXTERNAL'>" + authz + "</auth>")); err != nil {
 		return false, negErr(st.local, st.remote, "sasl", err)
 	}
 	for range 2 {
@@ -238,15 +238,15 @@ func (st *stream) externalOut() (bool, error) {
 			return false, negErr(st.local, st.remote, "sasl", err)
 		}
 		switch {
-		case is(el, nsSASL, "success"):
+		case is(el, wire.NSSASL, "success"):
 			return true, nil
-		case is(el, nsSASL, "failure"):
+		case is(el, wire.NSSASL, "failure"):
 			st.srv.log.Info("s2s: SASL EXTERNAL refused", "local", st.local, "remote", st.remote)
 			return false, nil
-		case is(el, nsSASL, "challenge"):
+		case is(el, wire.NSSASL, "challenge"):
 			// RFC 6120 §6.4.2: an empty challenge is answered with an
 			// empty response (we already sent the authzid).
-			if err := st.write([]byte("<response xmlns='" + nsSASL + "'/>")); err != nil {
+			if err := st.write([]byte("<response xmlns='" + wire.NSSASL + "'/>")); err != nil {
 				return false, negErr(st.local, st.remote, "sasl", err)
 			}
 		case isStreamError(el):

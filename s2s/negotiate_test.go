@@ -818,8 +818,8 @@ func (c *rawConn) startTLS(e *env, server string) {
 	if !f.startTLS {
 		c.t.Fatal("no STARTTLS")
 	}
-	c.send("<starttls xmlns='" + nsTLS + "'/>")
-	if el := c.next(); !is(el, nsTLS, "proceed") {
+	c.send("<starttls xmlns='" + wire.NSTLS + "'/>")
+	if el := c.next(); !is(el, wire.NSTLS, "proceed") {
 		c.t.Fatalf("got %s", el.Raw)
 	}
 	pool := x509.NewCertPool()

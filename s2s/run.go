@@ -20,12 +20,6 @@ import (
 	"github.com/xmppfed/xmppfed/policy"
 )
 
-// Namespaces the runtime handles itself.
-const (
-	nsPing = "urn:xmpp:ping" // XEP-0199
-	nsSM   = "urn:xmpp:sm:3" // XEP-0198
-)
-
 // smAckEvery is how many unacknowledged stanzas make the writer request an
 // ack (XEP-0198 §4) even while more are queued.
 const smAckEvery = 32
@@ -113,7 +107,7 @@ func (s *Server) newRunState(st *stream) *runState {
 		// all of them are counted; the peer answers <enabled/> or
 		// <failed/>, handled by the read loop.
 		st.rt.smOn = true
-		st.rt.q = append(st.rt.q, outItem{raw: []byte("<enable xmlns='" + nsSM + "'/>")})
+		st.rt.q = append(st.rt.q, outItem{raw: []byte("<enable xmlns='" + wire.NSSM + "'/>")})
 	}
 	return st.rt
 }
@@ -223,7 +217,7 @@ func (s *Server) writeLoop(st *stream) {
 			}
 		}
 		if err == nil && ask {
-			err = st.w.WriteRawNoFlush([]byte("<r xmlns='" + nsSM + "'/>"))
+			err = st.w.WriteRawNoFlush([]byte("<r xmlns='" + wire.NSSM + "'/>"))
 		}
 		if err == nil {
 			err = st.w.Flush()
@@ -284,7 +278,7 @@ func smOffered(st *stream) bool {
 	if st.dir != Outbound || st.neg == nil || st.neg.features == nil {
 		return false
 	}
-	if !bytes.Contains(st.neg.features.Raw, []byte(nsSM)) {
+	if !bytes.Contains(st.neg.features.Raw, []byte(wire.NSSM)) {
 		return false
 	}
 	kids, err := st.neg.features.Children()
@@ -292,7 +286,7 @@ func smOffered(st *stream) bool {
 		return false
 	}
 	for _, k := range kids {
-		if k.Name.Space == nsSM && k.Name.Local == "sm" {
+		if k.Name.Space == wire.NSSM && k.Name.Local == "sm" {
 			return true
 		}
 	}
@@ -382,7 +376,7 @@ func (s *Server) readLoop(st *stream) error {
 			}
 		}
 		switch {
-		case el.Name.Space == nsSM:
+		case el.Name.Space == wire.NSSM:
 			if err := s.handleSM(st, el); err != nil {
 				return err
 			}
@@ -562,7 +556,7 @@ func (s *Server) sendRaw(ctx context.Context, stz *Stanza, raw []byte) {
 
 // isPing reports whether el is an iq carrying <ping xmlns='urn:xmpp:ping'/>.
 func isPing(el *wire.Element) bool {
-	if !bytes.Contains(el.Raw, []byte(nsPing)) {
+	if !bytes.Contains(el.Raw, []byte(wire.NSPing)) {
 		return false
 	}
 	kids, err := el.Children()
@@ -570,7 +564,7 @@ func isPing(el *wire.Element) bool {
 		return false
 	}
 	for _, k := range kids {
-		if k.Name.Space == nsPing && k.Name.Local == "ping" {
+		if k.Name.Space == wire.NSPing && k.Name.Local == "ping" {
 			return true
 		}
 	}
@@ -626,7 +620,7 @@ func (s *Server) handleSM(st *stream, el *wire.Element) error {
 		rt.askedAck = rt.askedAck || ask
 		rt.mu.Unlock()
 		if ask {
-			st.enqueue(outItem{raw: []byte("<r xmlns='" + nsSM + "'/>")})
+			st.enqueue(outItem{raw: []byte("<r xmlns='" + wire.NSSM + "'/>")})
 		}
 	case "failed":
 		rt.mu.Lock()
@@ -640,7 +634,7 @@ func (s *Server) handleSM(st *stream, el *wire.Element) error {
 		rt.mu.Lock()
 		h := rt.inH
 		rt.mu.Unlock()
-		st.enqueue(outItem{raw: []byte("<a xmlns='" + nsSM + "' h='" + strconv.FormatUint(uint64(h), 10) + "'/>")})
+		st.enqueue(outItem{raw: []byte("<a xmlns='" + wire.NSSM + "' h='" + strconv.FormatUint(uint64(h), 10) + "'/>")})
 	case "a":
 		h, err := strconv.ParseUint(el.AttrValue("h"), 10, 32)
 		if err != nil {
@@ -658,7 +652,7 @@ func (s *Server) handleSM(st *stream, el *wire.Element) error {
 			rt.mu.Unlock()
 			// XEP-0198 §4: acknowledging more than was sent is an
 			// undefined-condition stream error with <handled-count-too-high/>.
-			app := "<handled-count-too-high xmlns='" + nsSM + "' h='" + strconv.FormatUint(h, 10) + "' send-count='" + strconv.FormatUint(uint64(sent), 10) + "'/>"
+			app := "<handled-count-too-high xmlns='" + wire.NSSM + "' h='" + strconv.FormatUint(h, 10) + "' send-count='" + strconv.FormatUint(uint64(sent), 10) + "'/>"
 			return st.streamFailApp(streamerr.UndefinedCondition, app, "XEP-0198 h acknowledges stanzas never sent")
 		}
 		clear(rt.unacked[:n])
@@ -671,7 +665,7 @@ func (s *Server) handleSM(st *stream, el *wire.Element) error {
 		}
 		rt.mu.Unlock()
 		if more {
-			st.enqueue(outItem{raw: []byte("<r xmlns='" + nsSM + "'/>")})
+			st.enqueue(outItem{raw: []byte("<r xmlns='" + wire.NSSM + "'/>")})
 		}
 	default:
 		return st.streamFail(streamerr.UnsupportedStanzaType, "unexpected XEP-0198 element <"+el.Name.Local+"/>")
@@ -858,7 +852,7 @@ func (s *Server) sendPing(st *stream, now time.Time) {
 	raw = appendAttr(raw, "id", id)
 	raw = appendAttr(raw, "from", p.local)
 	raw = appendAttr(raw, "to", p.remote)
-	raw = append(raw, "><ping xmlns='"+nsPing+"'/></iq>"...)
+	raw = append(raw, "><ping xmlns='"+wire.NSPing+"'/></iq>"...)
 	st.rt.mu.Lock()
 	st.rt.pingID, st.rt.pingSent = id, now
 	st.rt.mu.Unlock()

@@ -39,7 +39,7 @@ func checkAuthzid(text, from string) string {
 
 // saslFailure renders <failure/> with a condition.
 func saslFailure(cond string) []byte {
-	return []byte("<failure xmlns='" + nsSASL + "'><" + cond + "/></failure>")
+	return []byte("<failure xmlns='" + wire.NSSASL + "'><" + cond + "/></failure>")
 }
 
 // externalIn handles an <auth/> element on an inbound stream as the
@@ -67,7 +67,7 @@ func (st *stream) externalIn(el *wire.Element, offered bool) (bool, error) {
 	if st.peer == nil {
 		return false, st.write(saslFailure(saslNotAuthorized))
 	}
-	if err := st.write([]byte("<success xmlns='" + nsSASL + "'/>")); err != nil {
+	if err := st.write([]byte("<success xmlns='" + wire.NSSASL + "'/>")); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -18,8 +18,6 @@ import (
 // The tests in this file drive our Server's XEP-0198 (Stream Management)
 // support on outbound streams against a scripted fake receiving server.
 
-const nsSM = "urn:xmpp:sm:3"
-
 // fakeRecv is a hand-driven receiving server for one domain on loopback:
 // it negotiates STARTTLS (required), SASL EXTERNAL and, optionally,
 // XEP-0288 bidi and XEP-0198 stream management, then lets the test read
@@ -118,7 +116,7 @@ func (f *fakeRecv) accept() *fakeConn {
 	fc.r.Reset(tc)
 	fc.header()
 	if f.sm {
-		fc.write("<stream:features><sm xmlns='" + nsSM + "'/></stream:features>")
+		fc.write("<stream:features><sm xmlns='" + wire.NSSM + "'/></stream:features>")
 	} else {
 		fc.write("<stream:features/>")
 	}
@@ -187,7 +185,7 @@ func (fc *fakeConn) messages(n int) (bodies []string, requests int) {
 	for len(bodies) < n {
 		el := fc.next()
 		switch {
-		case el.Name.Space == nsSM && el.Name.Local == "r":
+		case el.Name.Space == wire.NSSM && el.Name.Local == "r":
 			requests++
 		case el.Name.Local == "message":
 			bodies = append(bodies, bodyOf(el))
@@ -228,22 +226,22 @@ func TestSMEnableAndAcks(t *testing.T) {
 	f := h.newFakeRecv("b.example", true)
 	sendBodies(t, a, "v@b.example", "1")
 	fc := f.accept()
-	fc.expect(nsSM, "enable")
+	fc.expect(wire.NSSM, "enable")
 	if got, _ := fc.messages(1); got[0] != "1" {
 		t.Fatalf("first message %q", got[0])
 	}
-	fc.write("<enabled xmlns='" + nsSM + "'/>")
+	fc.write("<enabled xmlns='" + wire.NSSM + "'/>")
 	// Message 1 was written after <enable/>: it is unacknowledged, so our
 	// side asks (at the latest once SM is confirmed).
-	fc.expect(nsSM, "r")
-	fc.write("<a xmlns='" + nsSM + "' h='1'/>")
+	fc.expect(wire.NSSM, "r")
+	fc.write("<a xmlns='" + wire.NSSM + "' h='1'/>")
 
 	// The peer's stanzas over the bidi stream are counted for its <r/>.
 	for i := range 3 {
 		fc.write("<message xmlns='jabber:server' from='v@b.example' to='u@a.example'><body>in" + strconv.Itoa(i) + "</body></message>")
 	}
-	fc.write("<r xmlns='" + nsSM + "'/>")
-	if el := fc.expect(nsSM, "a"); el.AttrValue("h") != "3" {
+	fc.write("<r xmlns='" + wire.NSSM + "'/>")
+	if el := fc.expect(wire.NSSM, "a"); el.AttrValue("h") != "3" {
 		t.Errorf("answer to <r/>: %s, want h='3'", el.Raw)
 	}
 	for range 3 {
@@ -259,20 +257,20 @@ func TestSMEnableAndAcks(t *testing.T) {
 	}
 	if reqs == 0 {
 		// The request follows the batch that held the last message.
-		fc.expect(nsSM, "r")
+		fc.expect(wire.NSSM, "r")
 	}
-	fc.write("<a xmlns='" + nsSM + "' h='4'/>")
+	fc.write("<a xmlns='" + wire.NSSM + "' h='4'/>")
 	// h is cumulative: the peer's h after 5 more inbound stanzas is 8.
 	for i := range 5 {
 		fc.write("<message xmlns='jabber:server' from='v@b.example' to='u@a.example'><body>x" + strconv.Itoa(i) + "</body></message>")
 	}
-	fc.write("<r xmlns='" + nsSM + "'/>")
+	fc.write("<r xmlns='" + wire.NSSM + "'/>")
 	for {
 		el := fc.next()
-		if el.Name.Space == nsSM && el.Name.Local == "r" {
+		if el.Name.Space == wire.NSSM && el.Name.Local == "r" {
 			continue // a request sent before our ack arrived
 		}
-		if el.Name.Space != nsSM || el.Name.Local != "a" || el.AttrValue("h") != "8" {
+		if el.Name.Space != wire.NSSM || el.Name.Local != "a" || el.AttrValue("h") != "8" {
 			t.Fatalf("got %s, want <a h='8'/>", el.Raw)
 		}
 		break
@@ -290,10 +288,10 @@ func TestSMRequeueUnacked(t *testing.T) {
 	f := h.newFakeRecv("b.example", true)
 	sendBodies(t, a, "v@b.example", "1")
 	fc := f.accept()
-	fc.expect(nsSM, "enable")
-	fc.write("<enabled xmlns='" + nsSM + "'/>")
+	fc.expect(wire.NSSM, "enable")
+	fc.write("<enabled xmlns='" + wire.NSSM + "'/>")
 	fc.messages(1)
-	fc.expect(nsSM, "r")
+	fc.expect(wire.NSSM, "r")
 	sendBodies(t, a, "v@b.example", "2", "3", "4", "5")
 	got, _ := fc.messages(4)
 	if strings.Join(got, ",") != "2,3,4,5" {
@@ -301,10 +299,10 @@ func TestSMRequeueUnacked(t *testing.T) {
 	}
 	// Acknowledge 1 and 2 only. Our side then asks again for the rest:
 	// once that <r/> is read, the ack has been processed.
-	fc.write("<a xmlns='" + nsSM + "' h='2'/>")
+	fc.write("<a xmlns='" + wire.NSSM + "' h='2'/>")
 	for {
 		el := fc.next()
-		if el.Name.Space == nsSM && el.Name.Local == "r" {
+		if el.Name.Space == wire.NSSM && el.Name.Local == "r" {
 			break
 		}
 		t.Fatalf("got %s, want <r/>", el.Raw)
@@ -313,14 +311,14 @@ func TestSMRequeueUnacked(t *testing.T) {
 	_ = fc.conn.(*tls.Conn).NetConn().Close()
 
 	fc2 := f.accept()
-	fc2.expect(nsSM, "enable")
-	fc2.write("<enabled xmlns='" + nsSM + "'/>")
+	fc2.expect(wire.NSSM, "enable")
+	fc2.write("<enabled xmlns='" + wire.NSSM + "'/>")
 	got, _ = fc2.messages(3)
 	if strings.Join(got, ",") != "3,4,5" {
 		t.Fatalf("second stream got %v, want 3,4,5 (unacknowledged only, in order)", got)
 	}
-	fc2.expect(nsSM, "r")
-	fc2.write("<a xmlns='" + nsSM + "' h='3'/>")
+	fc2.expect(wire.NSSM, "r")
+	fc2.write("<a xmlns='" + wire.NSSM + "' h='3'/>")
 	sendBodies(t, a, "v@b.example", "6")
 	if got, _ := fc2.messages(1); got[0] != "6" {
 		t.Fatalf("next message %q", got[0])
@@ -337,11 +335,11 @@ func TestSMAckTooHigh(t *testing.T) {
 	f := h.newFakeRecv("b.example", true)
 	sendBodies(t, a, "v@b.example", "1")
 	fc := f.accept()
-	fc.expect(nsSM, "enable")
-	fc.write("<enabled xmlns='" + nsSM + "'/>")
+	fc.expect(wire.NSSM, "enable")
+	fc.write("<enabled xmlns='" + wire.NSSM + "'/>")
 	fc.messages(1)
-	fc.expect(nsSM, "r")
-	fc.write("<a xmlns='" + nsSM + "' h='2'/>")
+	fc.expect(wire.NSSM, "r")
+	fc.write("<a xmlns='" + wire.NSSM + "' h='2'/>")
 	el, err := fc.r.Next()
 	if err != nil || el.Name.Local != "error" || !strings.Contains(string(el.Raw), "undefined-condition") || !strings.Contains(string(el.Raw), "handled-count-too-high") {
 		t.Fatalf("got %v %v, want a stream error undefined-condition with handled-count-too-high", el, err)
@@ -352,7 +350,7 @@ func TestSMAckTooHigh(t *testing.T) {
 	_ = fc.conn.Close()
 	// Not acknowledged: delivered again on the next stream.
 	fc2 := f.accept()
-	fc2.expect(nsSM, "enable")
+	fc2.expect(wire.NSSM, "enable")
 	if got, _ := fc2.messages(1); got[0] != "1" {
 		t.Fatalf("second stream got %q", got[0])
 	}
@@ -388,8 +386,8 @@ func TestSMFailed(t *testing.T) {
 	f := h.newFakeRecv("b.example", true)
 	sendBodies(t, a, "v@b.example", "1")
 	fc := f.accept()
-	fc.expect(nsSM, "enable")
-	fc.write("<failed xmlns='" + nsSM + "'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")
+	fc.expect(wire.NSSM, "enable")
+	fc.write("<failed xmlns='" + wire.NSSM + "'><feature-not-implemented xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")
 	if got, _ := fc.messages(1); got[0] != "1" {
 		t.Fatalf("got %q", got[0])
 	}
@@ -398,7 +396,7 @@ func TestSMFailed(t *testing.T) {
 	if got, _ := fc.messages(1); got[0] != "2" {
 		t.Fatalf("got %q", got[0])
 	}
-	fc.write("<a xmlns='" + nsSM + "' h='0'/>")
+	fc.write("<a xmlns='" + wire.NSSM + "' h='0'/>")
 	el, err := fc.r.Next()
 	if err != nil || el.Name.Local != "error" || !strings.Contains(string(el.Raw), "unsupported-stanza-type") {
 		t.Fatalf("got %v %v, want unsupported-stanza-type", el, err)
@@ -407,8 +405,8 @@ func TestSMFailed(t *testing.T) {
 	// Nothing is pending: the next stream carries only the next stanza.
 	sendBodies(t, a, "v@b.example", "3")
 	fc2 := f.accept()
-	fc2.expect(nsSM, "enable")
-	fc2.write("<enabled xmlns='" + nsSM + "'/>")
+	fc2.expect(wire.NSSM, "enable")
+	fc2.write("<enabled xmlns='" + wire.NSSM + "'/>")
 	if got, _ := fc2.messages(1); got[0] != "3" {
 		t.Fatalf("second stream got %q, want 3 only", got[0])
 	}
@@ -426,8 +424,8 @@ func smBurst(tb testing.TB, n int, start, stop func()) {
 	f := h.newFakeRecv("b.example", true)
 	sendBodies(tb, a, "v@b.example", "warm-up")
 	fc := f.accept()
-	fc.expect(nsSM, "enable")
-	fc.write("<enabled xmlns='" + nsSM + "'/>")
+	fc.expect(wire.NSSM, "enable")
+	fc.write("<enabled xmlns='" + wire.NSSM + "'/>")
 	fc.messages(1)
 	_ = fc.conn.SetDeadline(time.Time{})
 	want := n + 1 // the warm-up message counts
@@ -446,8 +444,8 @@ func smBurst(tb testing.TB, n int, start, stop func()) {
 				if got++; got == want {
 					close(all)
 				}
-			case el.Name.Space == nsSM && el.Name.Local == "r":
-				if err := fc.w.WriteRaw([]byte("<a xmlns='" + nsSM + "' h='" + strconv.Itoa(got) + "'/>")); err != nil {
+			case el.Name.Space == wire.NSSM && el.Name.Local == "r":
+				if err := fc.w.WriteRaw([]byte("<a xmlns='" + wire.NSSM + "' h='" + strconv.Itoa(got) + "'/>")); err != nil {
 					done <- err
 					return
 				}

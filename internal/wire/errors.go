@@ -21,6 +21,22 @@ const (
 	NSXML = "http://www.w3.org/XML/1998/namespace"
 	// NSErrors is the namespace of the XEP-0182 application error conditions.
 	NSErrors = "urn:xmpp:errors"
+	// NSTLS is the STARTTLS namespace (RFC 6120 §5).
+	NSTLS = "urn:ietf:params:xml:ns:xmpp-tls"
+	// NSSASL is the SASL namespace (RFC 6120 §6).
+	NSSASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+	// NSDialbackFeature is the dialback stream feature (XEP-0220 §2.5).
+	NSDialbackFeature = "urn:xmpp:features:dialback"
+	// NSBidiFeature is the bidirectional streams feature (XEP-0288 §2).
+	NSBidiFeature = "urn:xmpp:features:bidi"
+	// NSBidi is the element that requests bidi (XEP-0288 §2).
+	NSBidi = "urn:xmpp:bidi"
+	// NSLimits is the stream limits feature (XEP-0478).
+	NSLimits = "urn:xmpp:stream-limits:0"
+	// NSSM is stream management (XEP-0198).
+	NSSM = "urn:xmpp:sm:3"
+	// NSPing is XMPP ping (XEP-0199).
+	NSPing = "urn:xmpp:ping"
 )
 
 // AppStanzaTooBig is the application-specific condition that Prosody and
