@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -361,3 +362,17 @@ func addNote(notes *[]string, n string) {
 }
 
 var errBounced = errors.New("stanzas bounced")
+
+// writeHeapProfile writes the in-use heap profile (as of the last GC) to
+// name.
+func writeHeapProfile(name string) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

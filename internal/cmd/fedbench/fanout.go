@@ -47,6 +47,11 @@ func runIdle(ctx context.Context, c *config, n int, notes *[]string) ([]sample, 
 	}
 	open := time.Since(t0)
 	after := settled()
+	if c.heapProfile != "" {
+		if err := writeHeapProfile(c.heapProfile); err != nil {
+			return nil, err
+		}
+	}
 	if got := f.inbound.Load(); got != int64(n) {
 		return nil, fmt.Errorf("%d streams established for %d domains", got, n)
 	}

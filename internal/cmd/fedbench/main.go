@@ -66,6 +66,9 @@ type config struct {
 	timeout time.Duration // bound of one run
 	json    bool
 	log     io.Writer // progress lines
+	// heapProfile: idle writes the in-use heap profile of its idle
+	// snapshot (the last run's) to this file.
+	heapProfile string
 }
 
 // Row is one metric of one scenario over the runs.
@@ -147,6 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&c.json, "json", false, "print JSON instead of a table")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole invocation to `file`")
 	memprofile := fs.String("memprofile", "", "write an allocation profile at the end to `file`")
+	fs.StringVar(&c.heapProfile, "heapprofile", "", "idle: write the in-use heap profile of the idle snapshot to `file`")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -162,6 +166,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *quiet {
 		c.log = io.Discard
+	}
+	if c.heapProfile != "" {
+		// Every allocation sampled: the idle profile is read per stream.
+		runtime.MemProfileRate = 1
 	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
