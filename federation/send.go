@@ -40,14 +40,14 @@ func (s *Server) Send(ctx context.Context, v translate.Stanza) error {
 		s.countDenied(err)
 		return err
 	}
-	out, err := s.run.tr.Outbound(ctx, v)
+	out, err := s.run.tr.OutboundEncoded(ctx, v)
 	if err != nil {
 		s.countDenied(err)
 		return err
 	}
 	var errs []error
-	for _, b := range out {
-		if err := s.sendRaw(ctx, b); err != nil {
+	for _, e := range out {
+		if err := s.sendEncoded(ctx, e); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -115,12 +115,31 @@ func (s *Server) isLocal(domain string) bool {
 	return err == nil && s.run.domains[a]
 }
 
-// sendRaw queues one encoded stanza in the s2s pool.
+// sendRaw queues one encoded stanza in the s2s pool, parsing it first:
+// for stanzas that are not only translate.Encode's work (the Translator's
+// replies to inbound stanzas, which may quote them).
 func (s *Server) sendRaw(ctx context.Context, raw []byte) error {
 	st, err := s2s.ParseStanza(raw)
 	if err != nil {
 		return err
 	}
+	return s.sendStanza(ctx, st)
+}
+
+// sendEncoded queues one stanza that translate encoded from a typed value
+// in the s2s pool without parsing it again: its addresses come with it
+// (s2s.TrustedStanza's contract), and s2s.Server.Send still checks the
+// from domain, the user's access and the policy.
+func (s *Server) sendEncoded(ctx context.Context, e translate.Encoded) error {
+	st, err := s2s.TrustedStanza(e.Kind, e.From, e.To, e.ID, e.Type, e.Raw)
+	if err != nil {
+		return err
+	}
+	return s.sendStanza(ctx, st)
+}
+
+// sendStanza queues st in the s2s pool and counts it.
+func (s *Server) sendStanza(ctx context.Context, st *s2s.Stanza) error {
 	if err := s.run.s2s.Send(ctx, st); err != nil {
 		s.countDenied(err)
 		return mapClosed(err)

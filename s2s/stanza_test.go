@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/xmppfed/xmppfed/s2s"
@@ -158,4 +159,56 @@ func FuzzParseStanza(f *testing.F) {
 			t.Fatalf("error reply to %q does not parse: %v\n%s", raw, err, r.Raw())
 		}
 	})
+}
+
+// TestTrustedStanza checks that TrustedStanza gives what ParseStanza
+// gives for the same bytes, and keeps ParseStanza's address and iq rules.
+func TestTrustedStanza(t *testing.T) {
+	good := []string{
+		`<message xmlns='jabber:server' from='a@x.example/r' to='b@y.example' id='1' type='chat'><body>hi</body></message>`,
+		`<presence xmlns='jabber:server' from='x.example' to='y.example'/>`,
+		`<iq xmlns='jabber:server' type='get' id='p' from='x.example' to='y.example'><ping xmlns='urn:xmpp:ping'/></iq>`,
+	}
+	for _, in := range good {
+		want, err := s2s.ParseStanza([]byte(in))
+		if err != nil {
+			t.Fatalf("ParseStanza(%q): %v", in, err)
+		}
+		got, err := s2s.TrustedStanza(want.Kind, want.From, want.To, want.ID, want.Type, []byte(in))
+		if err != nil {
+			t.Errorf("TrustedStanza(%q): %v", in, err)
+			continue
+		}
+		if got.Kind != want.Kind || !got.From.Equal(want.From) || !got.To.Equal(want.To) || got.ID != want.ID ||
+			got.Type != want.Type || string(got.Raw()) != in {
+			t.Errorf("TrustedStanza(%q) = %+v, want %+v", in, got, want)
+		}
+		// The reply needs the domains TrustedStanza worked out.
+		if want.Type != "error" {
+			r, err := got.ErrorReply(stanza.Error{Condition: stanza.ServiceUnavailable})
+			if err != nil || !r.To.Equal(want.From) {
+				t.Errorf("ErrorReply of TrustedStanza(%q) = %v, %v", in, r, err)
+			}
+		}
+	}
+	x, y := jid.MustParse("a@x.example"), jid.MustParse("y.example")
+	bad := []struct {
+		name, kind, id, typ, raw string
+		from, to                 jid.JID
+	}{
+		{"kind", "stream", "", "", `<stream/>`, x, y},
+		{"no from", "message", "", "", `<message/>`, jid.JID{}, y},
+		{"no to", "message", "", "", `<message/>`, x, jid.JID{}},
+		{"iq type", "iq", "1", "", `<iq/>`, x, y},
+		{"iq id", "iq", "", "get", `<iq/>`, x, y},
+		{"raw of another kind", "message", "", "", `<presence/>`, x, y},
+		{"raw prefix only", "message", "", "", `<messages/>`, x, y},
+		{"raw empty", "message", "", "", ``, x, y},
+		{"raw unterminated", "message", "", "", `<message`, x, y},
+	}
+	for _, tc := range bad {
+		if st, err := s2s.TrustedStanza(tc.kind, tc.from, tc.to, tc.id, tc.typ, []byte(tc.raw)); !errors.Is(err, s2s.ErrInvalidStanza) {
+			t.Errorf("%s: TrustedStanza = %v, %v; want ErrInvalidStanza", tc.name, st, err)
+		}
+	}
 }

@@ -587,15 +587,16 @@ func (w *encoder) elem(space, local, text string, attrs ...xml.Attr) {
 	w.token(start.End())
 }
 
-// bytes finishes the stanza.
-func (w *encoder) bytes() ([]byte, error) {
+// finish completes the stanza and returns it as e, with e.Raw set.
+func (w *encoder) finish(e Encoded) (Encoded, error) {
 	if w.err == nil {
 		w.err = w.e.Flush()
 	}
 	if w.err != nil {
-		return nil, w.err
+		return Encoded{}, w.err
 	}
-	return w.b.Bytes(), nil
+	e.Raw = w.b.Bytes()
+	return e, nil
 }
 
 // attr is an attribute without namespace.
@@ -629,6 +630,28 @@ func stanzaStart(kind string, from, to jid.JID, id, typ, lang string) xml.StartE
 // XML cannot carry (invalid UTF-8, control characters) is an error, never
 // replaced. The package documentation lists what each field becomes.
 func Encode(v Stanza, pm PresenceMapper, shareNote bool) ([]byte, error) {
+	e, err := EncodeStanza(v, pm, shareNote)
+	return e.Raw, err
+}
+
+// Encoded is one stanza Encode wrote, with what its start tag says: the
+// stanza's kind, addresses (bare for a Subscription or Probe), id and type.
+// A caller routes it with these instead of parsing Raw again (see
+// s2s.TrustedStanza); Raw is exactly what Encode returns.
+type Encoded struct {
+	// Kind is "message" or "presence".
+	Kind string
+	// From and To are the from and to attributes.
+	From, To jid.JID
+	// ID and Type are the id and type attributes ("" when absent).
+	ID, Type string
+	// Raw is the stanza's XML.
+	Raw []byte
+}
+
+// EncodeStanza is Encode, returning the stanza's kind, addresses, id and
+// type with its bytes. On an error the Encoded is the zero value.
+func EncodeStanza(v Stanza, pm PresenceMapper, shareNote bool) (Encoded, error) {
 	if pm == nil {
 		pm = (*PresenceTable)(nil) // the default table, without allocating one
 	}
@@ -650,7 +673,7 @@ func Encode(v Stanza, pm PresenceMapper, shareNote bool) ([]byte, error) {
 			return encodeProbe(v)
 		}
 	}
-	return nil, errors.New("translate: Encode: no value (nil)")
+	return Encoded{}, errors.New("translate: Encode: no value (nil)")
 }
 
 // checkAddrs checks that From and To are set.
@@ -688,33 +711,33 @@ func checkTime(typ, field string, t time.Time) error {
 // newID returns a random stanza id.
 func newID() string { return rand.Text() }
 
-func encodeMessage(m *Message) ([]byte, error) {
+func encodeMessage(m *Message) (Encoded, error) {
 	const typ = "Message"
 	if err := checkAddrs(typ, m.From, m.To); err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	var mtype string
 	switch m.Type {
 	case Chat, Normal:
 		mtype = m.Type.String()
 	default:
-		return nil, &FieldError{typ, "Type", m.Type.String() + " is neither Chat nor Normal"}
+		return Encoded{}, &FieldError{typ, "Type", m.Type.String() + " is neither Chat nor Normal"}
 	}
 	if m.ChatState > Gone {
-		return nil, &FieldError{typ, "ChatState", m.ChatState.String() + " is out of range"}
+		return Encoded{}, &FieldError{typ, "ChatState", m.ChatState.String() + " is out of range"}
 	}
 	if err := checkFields(typ, [2]string{"ID", m.ID}, [2]string{"Body", m.Body}, [2]string{"Subject", m.Subject},
 		[2]string{"Thread", m.Thread}, [2]string{"ReceiptFor", m.ReceiptFor}, [2]string{"Replaces", m.Replaces}); err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	if err := checkLang(m.Lang); err != nil {
-		return nil, &FieldError{typ, "Lang", err.Error()}
+		return Encoded{}, &FieldError{typ, "Lang", err.Error()}
 	}
 	if err := checkTime(typ, "Delay", m.Delay); err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	if m.Body == "" && m.ChatState == NoChatState && m.ReceiptFor == "" {
-		return nil, &FieldError{typ, "Body", "empty, and no ChatState or ReceiptFor: nothing to send"}
+		return Encoded{}, &FieldError{typ, "Body", "empty, and no ChatState or ReceiptFor: nothing to send"}
 	}
 	id := m.ID
 	if id == "" {
@@ -748,35 +771,35 @@ func encodeMessage(m *Message) ([]byte, error) {
 		w.elem(nsCorrect, "replace", "", attr("id", m.Replaces))
 	}
 	w.token(start.End())
-	return w.bytes()
+	return w.finish(Encoded{Kind: "message", From: m.From, To: m.To, ID: id, Type: mtype})
 }
 
-func encodePresence(p *Presence, pm PresenceMapper, shareNote bool) ([]byte, error) {
+func encodePresence(p *Presence, pm PresenceMapper, shareNote bool) (Encoded, error) {
 	const typ = "Presence"
 	if err := checkAddrs(typ, p.From, p.To); err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	switch {
 	case p.Availability == Unknown:
-		return nil, &FieldError{typ, "Availability", "unknown: there is no presence to send"}
+		return Encoded{}, &FieldError{typ, "Availability", "unknown: there is no presence to send"}
 	case p.Availability > Offline:
-		return nil, &FieldError{typ, "Availability", p.Availability.String() + " is out of range"}
+		return Encoded{}, &FieldError{typ, "Availability", p.Availability.String() + " is out of range"}
 	}
 	if err := checkFields(typ, [2]string{"Note", p.Note}); err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	if err := checkLang(p.Lang); err != nil {
-		return nil, &FieldError{typ, "Lang", err.Error()}
+		return Encoded{}, &FieldError{typ, "Lang", err.Error()}
 	}
 	if err := checkTime(typ, "IdleSince", p.IdleSince); err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	unavail, show, status := pm.ToXMPP(p.Availability, p.Note, shareNote)
 	if i := showIndex(show); i < 0 || (unavail && show != ShowNone) {
-		return nil, &FieldError{typ, "Availability", "the PresenceMapper gives show " + quote(string(show)) + " for " + p.Availability.String()}
+		return Encoded{}, &FieldError{typ, "Availability", "the PresenceMapper gives show " + quote(string(show)) + " for " + p.Availability.String()}
 	}
 	if err := checkText(status); err != nil {
-		return nil, &FieldError{typ, "Note", "the status text " + err.Error()}
+		return Encoded{}, &FieldError{typ, "Note", "the status text " + err.Error()}
 	}
 	ptype := ""
 	if unavail {
@@ -798,19 +821,19 @@ func encodePresence(p *Presence, pm PresenceMapper, shareNote bool) ([]byte, err
 		w.elem(nsIdle, "idle", "", attr("since", formatStamp(p.IdleSince)))
 	}
 	w.token(start.End())
-	return w.bytes()
+	return w.finish(Encoded{Kind: "presence", From: p.From, To: p.To, Type: ptype})
 }
 
-func encodeSubscription(s *Subscription) ([]byte, error) {
+func encodeSubscription(s *Subscription) (Encoded, error) {
 	const typ = "Subscription"
 	if err := checkAddrs(typ, s.From, s.To); err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	if s.Action < Subscribe || s.Action > Unsubscribed {
-		return nil, &FieldError{typ, "Action", s.Action.String() + " is out of range"}
+		return Encoded{}, &FieldError{typ, "Action", s.Action.String() + " is out of range"}
 	}
 	if err := checkFields(typ, [2]string{"ID", s.ID}); err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	id := s.ID
 	if id == "" {
@@ -822,16 +845,16 @@ func encodeSubscription(s *Subscription) ([]byte, error) {
 	start := stanzaStart("presence", s.From.Bare(), s.To.Bare(), id, s.Action.String(), "")
 	w.token(start)
 	w.token(start.End())
-	return w.bytes()
+	return w.finish(Encoded{Kind: "presence", From: s.From.Bare(), To: s.To.Bare(), ID: id, Type: s.Action.String()})
 }
 
-func encodeProbe(p *Probe) ([]byte, error) {
+func encodeProbe(p *Probe) (Encoded, error) {
 	const typ = "Probe"
 	if err := checkAddrs(typ, p.From, p.To); err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	if err := checkFields(typ, [2]string{"ID", p.ID}); err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	id := p.ID
 	if id == "" {
@@ -842,7 +865,7 @@ func encodeProbe(p *Probe) ([]byte, error) {
 	start := stanzaStart("presence", p.From.Bare(), p.To.Bare(), id, "probe", "")
 	w.token(start)
 	w.token(start.End())
-	return w.bytes()
+	return w.finish(Encoded{Kind: "presence", From: p.From.Bare(), To: p.To.Bare(), ID: id, Type: "probe"})
 }
 
 // PlainText reduces HTML, as some hosts write message bodies, to the plain

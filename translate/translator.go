@@ -516,7 +516,7 @@ func (t *Translator) inSubscribe(ctx context.Context, raw []byte, s *Subscriptio
 		// server answers subscribed itself.
 		release()
 		t.refresh(k)
-		return t.encode(&Subscription{From: local, To: remote, ID: s.ID, Action: reply})
+		return raws(t.encode(&Subscription{From: local, To: remote, ID: s.ID, Action: reply}))
 	}
 	pending, deliver := st.Inbound(Subscribe)
 	if !deliver {
@@ -536,7 +536,7 @@ func (t *Translator) inSubscribe(ctx context.Context, raw []byte, s *Subscriptio
 		t.log().LogAttrs(ctx, slog.LevelDebug, "translate: subscription request refused by policy", append(attrs, slog.Any("err", dec.Err))...)
 		// The state is unchanged; the answer is unsubscribed, and no
 		// presence (REFERENCE §5.6 #67).
-		return t.encode(&Subscription{From: local, To: remote, ID: s.ID, Action: Unsubscribed})
+		return raws(t.encode(&Subscription{From: local, To: remote, ID: s.ID, Action: Unsubscribed}))
 	case policy.AutoApprove:
 		// The request arrives (A.3.1), and the server approves it for
 		// the user at once (A.2.3).
@@ -552,7 +552,7 @@ func (t *Translator) inSubscribe(ctx context.Context, raw []byte, s *Subscriptio
 			return t.hostRefused(ctx, raw, "Host.DeliverSubscription", err)
 		}
 		t.refresh(k)
-		out, err := t.encode(&Subscription{From: local, To: remote, ID: s.ID, Action: Subscribed})
+		out, err := raws(t.encode(&Subscription{From: local, To: remote, ID: s.ID, Action: Subscribed}))
 		if err != nil {
 			return nil, err
 		}
@@ -562,7 +562,7 @@ func (t *Translator) inSubscribe(ctx context.Context, raw []byte, s *Subscriptio
 		if p, err := t.currentPresence(ctx, local, remote, dec.ShareNote); err != nil {
 			t.log().LogAttrs(ctx, slog.LevelWarn, "translate: presence after approval not sent", append(attrs, slog.Any("err", err))...)
 		} else {
-			out = append(out, p)
+			out = append(out, p.Raw)
 		}
 		t.log().LogAttrs(ctx, slog.LevelDebug, "translate: subscription request approved by policy", attrs...)
 		return out, nil
@@ -668,23 +668,23 @@ func (t *Translator) inProbe(ctx context.Context, raw []byte, pr *Probe) ([][]by
 		// unsubscribed at most, which carries no show or status.
 		t.log().LogAttrs(ctx, slog.LevelDebug, "translate: probe refused",
 			slog.String("from", remote.String()), slog.String("to", local.String()), slog.Any("err", dec.Err))
-		return t.encode(&Subscription{From: local, To: remote.Bare(), ID: pr.ID, Action: Unsubscribed})
+		return raws(t.encode(&Subscription{From: local, To: remote.Bare(), ID: pr.ID, Action: Unsubscribed}))
 	}
 	t.refresh(pairOf(local, remote)) // REFERENCE §5.5 #54: a probe refreshes the watcher
 	p, err := t.currentPresence(ctx, local, remote, dec.ShareNote)
 	if err != nil {
 		return t.hostRefused(ctx, raw, "Host.CurrentPresence", err)
 	}
-	return [][]byte{p}, nil
+	return [][]byte{p.Raw}, nil
 }
 
 // currentPresence encodes the local user's current presence for remote:
 // Offline (and Unknown) as unavailable (RFC 6121 §4.3.2), the note only
 // with shareNote.
-func (t *Translator) currentPresence(ctx context.Context, local, remote jid.JID, shareNote bool) ([]byte, error) {
+func (t *Translator) currentPresence(ctx context.Context, local, remote jid.JID, shareNote bool) (Encoded, error) {
 	cur, err := t.Host.CurrentPresence(ctx, local)
 	if err != nil {
-		return nil, err
+		return Encoded{}, err
 	}
 	var p Presence
 	if cur != nil {
@@ -694,16 +694,28 @@ func (t *Translator) currentPresence(ctx context.Context, local, remote jid.JID,
 		p.Availability = Offline
 	}
 	p.From, p.To = local, remote
-	return Encode(&p, t.Presence, shareNote)
+	return EncodeStanza(&p, t.Presence, shareNote)
 }
 
 // encode encodes v as the single stanza to send.
-func (t *Translator) encode(v Stanza) ([][]byte, error) {
-	b, err := Encode(v, t.Presence, false)
+func (t *Translator) encode(v Stanza) ([]Encoded, error) {
+	e, err := EncodeStanza(v, t.Presence, false)
 	if err != nil {
 		return nil, err
 	}
-	return [][]byte{b}, nil
+	return []Encoded{e}, nil
+}
+
+// raws returns the bytes of each stanza in out.
+func raws(out []Encoded, err error) ([][]byte, error) {
+	if err != nil || out == nil {
+		return nil, err
+	}
+	b := make([][]byte, len(out))
+	for i := range out {
+		b[i] = out[i].Raw
+	}
+	return b, nil
 }
 
 // ---- Outbound ----
@@ -735,6 +747,13 @@ func (t *Translator) encode(v Stanza) ([][]byte, error) {
 //     contact tells the Host its presence is Unknown.
 //   - A probe is encoded and sent.
 func (t *Translator) Outbound(ctx context.Context, v Stanza) (out [][]byte, err error) {
+	return raws(t.OutboundEncoded(ctx, v))
+}
+
+// OutboundEncoded is Outbound, returning each stanza with its kind,
+// addresses, id and type (what EncodeStanza gives), so that the caller can
+// hand it to s2s without parsing it again (s2s.TrustedStanza).
+func (t *Translator) OutboundEncoded(ctx context.Context, v Stanza) ([]Encoded, error) {
 	if err := t.ready(); err != nil {
 		return nil, err
 	}
@@ -759,7 +778,7 @@ func (t *Translator) Outbound(ctx context.Context, v Stanza) (out [][]byte, err 
 	return nil, fmt.Errorf("translate: Outbound: no stanza (%T)", v)
 }
 
-func (t *Translator) outMessage(ctx context.Context, m *Message) ([][]byte, error) {
+func (t *Translator) outMessage(ctx context.Context, m *Message) ([]Encoded, error) {
 	mm := *m
 	if mm.To.Resourcepart() == "" {
 		t.st.mu.Lock()
@@ -768,19 +787,19 @@ func (t *Translator) outMessage(ctx context.Context, m *Message) ([][]byte, erro
 		}
 		t.st.mu.Unlock()
 	}
-	b, err := Encode(&mm, t.Presence, false)
+	e, err := EncodeStanza(&mm, t.Presence, false)
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > t.maxMessage() {
-		return nil, fmt.Errorf("%w: %d bytes encoded, at most %d", ErrTooLarge, len(b), t.maxMessage())
+	if len(e.Raw) > t.maxMessage() {
+		return nil, fmt.Errorf("%w: %d bytes encoded, at most %d", ErrTooLarge, len(e.Raw), t.maxMessage())
 	}
-	attrs := []slog.Attr{slog.String("from", mm.From.String()), slog.String("to", mm.To.String()), slog.String("id", mm.ID), slog.Int("size", len(b))}
+	attrs := []slog.Attr{slog.String("from", mm.From.String()), slog.String("to", mm.To.String()), slog.String("id", mm.ID), slog.Int("size", len(e.Raw))}
 	if t.LogBodies {
 		attrs = append(attrs, slog.String("body", mm.Body))
 	}
 	t.log().LogAttrs(ctx, slog.LevelDebug, "translate: outbound message", attrs...)
-	return [][]byte{b}, nil
+	return []Encoded{e}, nil
 }
 
 // shareNote asks the Gate whether remote may see local's presence at all
@@ -789,7 +808,7 @@ func (t *Translator) shareNote(ctx context.Context, local, remote jid.JID) (poli
 	return t.Gate.Inbound(ctx, policy.Request{Action: policy.ActProbe, From: remote, To: local, Authorized: true})
 }
 
-func (t *Translator) outPresence(ctx context.Context, p *Presence) ([][]byte, error) {
+func (t *Translator) outPresence(ctx context.Context, p *Presence) ([]Encoded, error) {
 	local := p.From.Bare()
 	if p.To.String() != "" {
 		// RFC 6121 §4.6: directed presence, to that address only.
@@ -804,17 +823,17 @@ func (t *Translator) outPresence(ctx context.Context, p *Presence) ([][]byte, er
 			return nil, errors.New("translate: presence refused by the Gate")
 		}
 		q := *p
-		b, err := Encode(&q, t.Presence, dec.ShareNote)
+		e, err := EncodeStanza(&q, t.Presence, dec.ShareNote)
 		if err != nil {
 			return nil, err
 		}
-		return [][]byte{b}, nil
+		return []Encoded{e}, nil
 	}
 	watchers, err := t.Roster.Watchers(ctx, local)
 	if err != nil {
 		return nil, err
 	}
-	var out [][]byte
+	var out []Encoded
 	for _, w := range watchers {
 		w = w.Bare()
 		if p.Availability != Offline && !t.fresh(pairOf(local, w)) {
@@ -832,16 +851,16 @@ func (t *Translator) outPresence(ctx context.Context, p *Presence) ([][]byte, er
 		}
 		q := *p
 		q.From, q.To = local, w
-		b, err := Encode(&q, t.Presence, dec.ShareNote)
+		e, err := EncodeStanza(&q, t.Presence, dec.ShareNote)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, b)
+		out = append(out, e)
 	}
 	return out, nil
 }
 
-func (t *Translator) outSubscription(ctx context.Context, s *Subscription) ([][]byte, error) {
+func (t *Translator) outSubscription(ctx context.Context, s *Subscription) ([]Encoded, error) {
 	local, remote := s.From.Bare(), s.To.Bare()
 	if local.String() == "" {
 		return nil, errors.New("translate: Subscription.From is empty")
@@ -850,7 +869,7 @@ func (t *Translator) outSubscription(ctx context.Context, s *Subscription) ([][]
 		return nil, errors.New("translate: Subscription.To is empty")
 	}
 	k := pairOf(local, remote)
-	msg, err := Encode(&Subscription{From: local, To: remote, ID: s.ID, Action: s.Action}, t.Presence, false)
+	msg, err := EncodeStanza(&Subscription{From: local, To: remote, ID: s.ID, Action: s.Action}, t.Presence, false)
 	if err != nil {
 		return nil, err
 	}
@@ -873,7 +892,7 @@ func (t *Translator) outSubscription(ctx context.Context, s *Subscription) ([][]
 			slog.String("from", local.String()), slog.String("to", remote.String()), slog.String("type", s.Action.String()), slog.String("state", st.String()))
 		return nil, nil
 	}
-	out := [][]byte{msg}
+	out := []Encoded{msg}
 	switch {
 	case s.Action == Subscribed && next.ContactSees():
 		// RFC 6121 §3.1.5: the approval is followed by the user's
@@ -893,7 +912,7 @@ func (t *Translator) outSubscription(ctx context.Context, s *Subscription) ([][]
 		t.st.mu.Lock()
 		t.st.refreshed.delete(k)
 		t.st.mu.Unlock()
-		b, err := Encode(&Presence{From: local, To: remote, Availability: Offline}, t.Presence, false)
+		b, err := EncodeStanza(&Presence{From: local, To: remote, Availability: Offline}, t.Presence, false)
 		if err != nil {
 			return nil, err
 		}
