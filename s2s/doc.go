@@ -99,6 +99,29 @@
 // and depth limits (policy-violation) and restricted XML (RFC 6120 §11.1)
 // are enforced by the framer. All timers run on the Server's clock.
 //
+// # Resends
+//
+// A sender using XEP-0198 sends again, on a new stream, the stanzas we had
+// not acknowledged when its stream was lost; some of them we may have
+// handed to the Handler already. The Server therefore keeps, per remote
+// domain, a hash of (kind, error or not, from, to, id) of each stanza it
+// handled, the last 4096 for at most 5 minutes on its clock, and drops a
+// stanza whose key it recorded on another stream (logged at Debug). A
+// stanza without an id is never dropped: nothing tells a resend from a
+// new one. The check runs on every stanza (a map look-up under a
+// per-Server mutex, no allocation once a domain's record is full) rather than only after a stream ended
+// uncleanly, because the receiving side often learns of the loss after
+// the sender: a half-open stream still looks alive here while its resends
+// arrive on the new one. RFC 6120 §8.1.3 guarantees an id unique only
+// within its stream, so a false positive is possible: a distinct stanza
+// with the same kind, full from and to addresses and id, arriving on
+// another stream of the same domain within 5 minutes. It would be dropped
+// silently, as a resend is; with the random ids servers and clients
+// generate this needs the same sender to reuse an id towards the same
+// full address, and repeats on the same stream (a sender that numbers
+// its stanzas per stream) are never dropped. A sender without XEP-0198
+// resends nothing, so only such a false positive could be dropped.
+//
 // # Lifecycle and observation
 //
 // Shutdown stops accepting, delivers or bounces what is queued, closes

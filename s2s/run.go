@@ -435,6 +435,9 @@ func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 	if err := s.pace(st, stz); err != nil {
 		return err
 	}
+	if s.resent(st, stz) {
+		return nil // XEP-0198 resend of a stanza handled already (dedupe.go)
+	}
 	if stz.To.Localpart() != "" && s.Policy != nil {
 		// REFERENCE §5.6 #59: a user without XMPP access receives nothing;
 		// the sender gets the Denial's error (service-unavailable).

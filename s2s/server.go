@@ -138,6 +138,8 @@ type Server struct {
 	// state of the running server, defined with the code that uses it
 	// (serve.go, pool.go).
 	run serverState
+
+	dedupe dedupeState // resent stanzas already handled (dedupe.go)
 }
 
 // init resolves defaults once, before first use.

@@ -557,64 +557,175 @@ func checkLang(l string) error {
 
 // ---- Encode ----
 
-// encoder writes one stanza with encoding/xml, which escapes all text.
+// encoder appends one stanza's XML to b, writing the bytes an xml.Encoder
+// would write for the same tokens (double-quoted attributes, start and end
+// tags for empty elements, text escaped as xml.EscapeText does: the tests
+// hold it to encoding/xml byte for byte), without tokens, an xml.Encoder or
+// a bytes.Buffer: one allocation for the result when the size estimate
+// holds.
 type encoder struct {
-	b   bytes.Buffer
-	e   *xml.Encoder
-	err error
+	b []byte
 }
 
-func newEncoder() *encoder {
-	w := &encoder{}
-	w.e = xml.NewEncoder(&w.b)
-	return w
+// newEncoder returns an encoder whose buffer holds size bytes before it
+// grows.
+func newEncoder(size int) encoder {
+	return encoder{b: make([]byte, 0, size+encodeSlack)}
 }
 
-// token encodes t, keeping the first error.
-func (w *encoder) token(t xml.Token) {
-	if w.err == nil {
-		w.err = w.e.EncodeToken(t)
+// encodeSlack is room for the tags and a little escaping on top of the
+// text and address lengths an encode function adds up.
+const encodeSlack = 256
+
+// escape appends s escaped as encoding/xml escapes attribute values
+// (newline true) or character data (newline false): the five special
+// characters as &#34; &#39; &amp; &lt; &gt;, tab, carriage return and (in
+// attributes) newline as character references, and a rune XML cannot
+// carry as U+FFFD.
+func escape(b []byte, s string, newline bool) []byte {
+	last := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		var esc string
+		if c < utf8.RuneSelf {
+			i++
+			switch c {
+			case '"':
+				esc = "&#34;"
+			case '\'':
+				esc = "&#39;"
+			case '&':
+				esc = "&amp;"
+			case '<':
+				esc = "&lt;"
+			case '>':
+				esc = "&gt;"
+			case '\t':
+				esc = "&#x9;"
+			case '\n':
+				if !newline {
+					continue
+				}
+				esc = "&#xA;"
+			case '\r':
+				esc = "&#xD;"
+			default:
+				if c >= 0x20 {
+					continue
+				}
+				esc = "\uFFFD"
+			}
+			b = append(b, s[last:i-1]...)
+			b = append(b, esc...)
+			last = i
+			continue
+		}
+		r, width := utf8.DecodeRuneInString(s[i:])
+		i += width
+		if xmlChar(r) && (r != utf8.RuneError || width != 1) {
+			continue
+		}
+		b = append(b, s[last:i-width]...)
+		b = append(b, "\uFFFD"...)
+		last = i
+	}
+	return append(b, s[last:]...)
+}
+
+// attr appends ` name="value"`.
+func (w *encoder) attr(name, value string) {
+	w.b = append(w.b, ' ')
+	w.b = append(w.b, name...)
+	w.b = append(w.b, '=', '"')
+	w.b = escape(w.b, value, true)
+	w.b = append(w.b, '"')
+}
+
+// jidAttr appends ` name="j"`, part by part, without j.String().
+func (w *encoder) jidAttr(name string, j jid.JID) {
+	w.b = append(w.b, ' ')
+	w.b = append(w.b, name...)
+	w.b = append(w.b, '=', '"')
+	if l := j.Localpart(); l != "" {
+		w.b = escape(w.b, l, true)
+		w.b = append(w.b, '@')
+	}
+	w.b = escape(w.b, j.Domainpart(), true)
+	if r := j.Resourcepart(); r != "" {
+		w.b = append(w.b, '/')
+		w.b = escape(w.b, r, true)
+	}
+	w.b = append(w.b, '"')
+}
+
+// start appends the start tag of a jabber:server stanza.
+func (w *encoder) start(kind string, from, to jid.JID, id, typ, lang string) {
+	w.b = append(w.b, '<')
+	w.b = append(w.b, kind...)
+	w.b = append(w.b, ` xmlns="`+nsServer+`"`...)
+	w.jidAttr("from", from)
+	w.jidAttr("to", to)
+	if id != "" {
+		w.attr("id", id)
+	}
+	if typ != "" {
+		w.attr("type", typ)
+	}
+	if lang != "" {
+		w.attr("xml:lang", lang)
+	}
+	w.b = append(w.b, '>')
+}
+
+// open appends <local xmlns="space" (space "" : no xmlns), without the
+// closing '>'.
+func (w *encoder) open(space, local string) {
+	w.b = append(w.b, '<')
+	w.b = append(w.b, local...)
+	if space != "" {
+		w.attr("xmlns", space)
 	}
 }
 
-// elem writes <local xmlns=space attrs…>text</local>.
-func (w *encoder) elem(space, local, text string, attrs ...xml.Attr) {
-	start := xml.StartElement{Name: xml.Name{Space: space, Local: local}, Attr: attrs}
-	w.token(start)
-	if text != "" {
-		w.token(xml.CharData(text))
-	}
-	w.token(start.End())
+// end appends </local>.
+func (w *encoder) end(local string) {
+	w.b = append(w.b, '<', '/')
+	w.b = append(w.b, local...)
+	w.b = append(w.b, '>')
 }
 
-// finish completes the stanza and returns it as e, with e.Raw set.
+// elem appends <local xmlns="space">text</local>.
+func (w *encoder) elem(space, local, text string) {
+	w.open(space, local)
+	w.b = append(w.b, '>')
+	w.b = escape(w.b, text, false)
+	w.end(local)
+}
+
+// elemAttr appends <local xmlns="space" name="value"></local>.
+func (w *encoder) elemAttr(space, local, name, value string) {
+	w.open(space, local)
+	w.attr(name, value)
+	w.b = append(w.b, '>')
+	w.end(local)
+}
+
+// finish returns the stanza as e, with e.Raw set.
 func (w *encoder) finish(e Encoded) (Encoded, error) {
-	if w.err == nil {
-		w.err = w.e.Flush()
-	}
-	if w.err != nil {
-		return Encoded{}, w.err
-	}
-	e.Raw = w.b.Bytes()
+	e.Raw = w.b
 	return e, nil
 }
 
-// attr is an attribute without namespace.
-func attr(local, value string) xml.Attr { return xml.Attr{Name: xml.Name{Local: local}, Value: value} }
-
-// stanzaStart is the start tag of a jabber:server stanza.
-func stanzaStart(kind string, from, to jid.JID, id, typ, lang string) xml.StartElement {
-	attrs := []xml.Attr{attr("xmlns", nsServer), attr("from", from.String()), attr("to", to.String())}
-	if id != "" {
-		attrs = append(attrs, attr("id", id))
+// jidLen is the length of j's string form.
+func jidLen(j jid.JID) int {
+	n := len(j.Domainpart())
+	if l := len(j.Localpart()); l > 0 {
+		n += l + 1
 	}
-	if typ != "" {
-		attrs = append(attrs, attr("type", typ))
+	if r := len(j.Resourcepart()); r > 0 {
+		n += r + 1
 	}
-	if lang != "" {
-		attrs = append(attrs, xml.Attr{Name: xml.Name{Space: nsXML, Local: "lang"}, Value: lang})
-	}
-	return xml.StartElement{Name: xml.Name{Local: kind}, Attr: attrs}
+	return n
 }
 
 // Encode turns an internal value into one jabber:server stanza (XML, with
@@ -743,9 +854,8 @@ func encodeMessage(m *Message) (Encoded, error) {
 	if id == "" {
 		id = newID()
 	}
-	w := newEncoder()
-	start := stanzaStart("message", m.From, m.To, id, mtype, m.Lang)
-	w.token(start)
+	w := newEncoder(jidLen(m.From) + jidLen(m.To) + len(id) + len(m.Lang) + len(m.Subject) + len(m.Body) + len(m.Thread) + len(m.ReceiptFor) + len(m.Replaces))
+	w.start("message", m.From, m.To, id, mtype, m.Lang)
 	if m.Subject != "" {
 		w.elem("", "subject", m.Subject)
 	}
@@ -762,15 +872,15 @@ func encodeMessage(m *Message) (Encoded, error) {
 		w.elem(nsReceipts, "request", "")
 	}
 	if m.ReceiptFor != "" {
-		w.elem(nsReceipts, "received", "", attr("id", m.ReceiptFor))
+		w.elemAttr(nsReceipts, "received", "id", m.ReceiptFor)
 	}
 	if !m.Delay.IsZero() {
-		w.elem(nsDelay, "delay", "", attr("stamp", formatStamp(m.Delay)))
+		w.elemAttr(nsDelay, "delay", "stamp", formatStamp(m.Delay))
 	}
 	if m.Replaces != "" {
-		w.elem(nsCorrect, "replace", "", attr("id", m.Replaces))
+		w.elemAttr(nsCorrect, "replace", "id", m.Replaces)
 	}
-	w.token(start.End())
+	w.end("message")
 	return w.finish(Encoded{Kind: "message", From: m.From, To: m.To, ID: id, Type: mtype})
 }
 
@@ -805,9 +915,8 @@ func encodePresence(p *Presence, pm PresenceMapper, shareNote bool) (Encoded, er
 	if unavail {
 		ptype = "unavailable"
 	}
-	w := newEncoder()
-	start := stanzaStart("presence", p.From, p.To, "", ptype, p.Lang)
-	w.token(start)
+	w := newEncoder(jidLen(p.From) + jidLen(p.To) + len(p.Lang) + len(status))
+	w.start("presence", p.From, p.To, "", ptype, p.Lang)
 	if show != ShowNone {
 		w.elem("", "show", string(show))
 	}
@@ -818,9 +927,9 @@ func encodePresence(p *Presence, pm PresenceMapper, shareNote bool) (Encoded, er
 		w.elem("", "priority", strconv.Itoa(int(p.Priority)))
 	}
 	if !unavail && !p.IdleSince.IsZero() {
-		w.elem(nsIdle, "idle", "", attr("since", formatStamp(p.IdleSince)))
+		w.elemAttr(nsIdle, "idle", "since", formatStamp(p.IdleSince))
 	}
-	w.token(start.End())
+	w.end("presence")
 	return w.finish(Encoded{Kind: "presence", From: p.From, To: p.To, Type: ptype})
 }
 
@@ -841,10 +950,9 @@ func encodeSubscription(s *Subscription) (Encoded, error) {
 	}
 	// RFC 6121 §3.1.1-§3.1.2: the request goes to the contact's bare JID,
 	// stamped with the user's bare JID.
-	w := newEncoder()
-	start := stanzaStart("presence", s.From.Bare(), s.To.Bare(), id, s.Action.String(), "")
-	w.token(start)
-	w.token(start.End())
+	w := newEncoder(jidLen(s.From) + jidLen(s.To) + len(id))
+	w.start("presence", s.From.Bare(), s.To.Bare(), id, s.Action.String(), "")
+	w.end("presence")
 	return w.finish(Encoded{Kind: "presence", From: s.From.Bare(), To: s.To.Bare(), ID: id, Type: s.Action.String()})
 }
 
@@ -861,10 +969,9 @@ func encodeProbe(p *Probe) (Encoded, error) {
 		id = newID()
 	}
 	// RFC 6121 §4.3.1: probes are sent from and to bare JIDs.
-	w := newEncoder()
-	start := stanzaStart("presence", p.From.Bare(), p.To.Bare(), id, "probe", "")
-	w.token(start)
-	w.token(start.End())
+	w := newEncoder(jidLen(p.From) + jidLen(p.To) + len(id))
+	w.start("presence", p.From.Bare(), p.To.Bare(), id, "probe", "")
+	w.end("presence")
 	return w.finish(Encoded{Kind: "presence", From: p.From.Bare(), To: p.To.Bare(), ID: id, Type: "probe"})
 }
 

@@ -1,0 +1,112 @@
+package s2s
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/xmppfed/xmppfed/internal/clock"
+)
+
+func dedupeServer(t *testing.T) (*Server, *clock.Fake) {
+	t.Helper()
+	c := clock.NewFake(time.Unix(1e9, 0))
+	s := &Server{Domains: []string{"b.example"}, clock: c}
+	s.init()
+	return s, c
+}
+
+func dedupeStanza(t *testing.T, kind, from, to, id, typ string) *Stanza {
+	t.Helper()
+	raw := fmt.Sprintf("<%s xmlns='jabber:server' from='%s' to='%s'", kind, from, to)
+	if id != "" {
+		raw += " id='" + id + "'"
+	}
+	if typ != "" {
+		raw += " type='" + typ + "'"
+	}
+	st, err := ParseStanza([]byte(raw + "/>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestResentOnlyAcrossStreams: a key seen on another stream of the same
+// domain is a resend; on the same stream, without an id, with another
+// kind, type class, address or id, or once aged out, it is not.
+func TestResentOnlyAcrossStreams(t *testing.T) {
+	s, c := dedupeServer(t)
+	s1 := &stream{id: "stream-1", remote: "a.example"}
+	s2 := &stream{id: "stream-2", remote: "a.example"}
+	m := dedupeStanza(t, "message", "u@a.example/r", "v@b.example", "m1", "chat")
+	if s.resent(s1, m) {
+		t.Fatal("first sight reported as a resend")
+	}
+	if s.resent(s1, m) {
+		t.Fatal("a repeat on the same stream dropped (ids are unique per stream only)")
+	}
+	if !s.resent(s2, m) {
+		t.Fatal("the same stanza on a new stream not reported as a resend")
+	}
+	for _, other := range []*Stanza{
+		dedupeStanza(t, "message", "u@a.example/r", "v@b.example", "", "chat"),
+		dedupeStanza(t, "iq", "u@a.example/r", "v@b.example", "m1", "get"),
+		dedupeStanza(t, "message", "u@a.example/r", "v@b.example", "m1", "error"),
+		dedupeStanza(t, "message", "u@a.example/r2", "v@b.example", "m1", "chat"),
+		dedupeStanza(t, "message", "u@a.example/r", "w@b.example", "m1", "chat"),
+		dedupeStanza(t, "message", "u@a.example/r", "v@b.example", "m2", "chat"),
+	} {
+		if s.resent(s2, other) {
+			t.Errorf("%s reported as a resend of %s", other.Raw(), m.Raw())
+		}
+	}
+	noID := dedupeStanza(t, "message", "u@a.example/r", "v@b.example", "", "chat")
+	if s.resent(s1, noID) || s.resent(s2, noID) {
+		t.Error("a stanza without an id reported as a resend")
+	}
+	c.Advance(dedupeAge + time.Second)
+	if s.resent(s2, dedupeStanza(t, "message", "u@a.example/r", "v@b.example", "m2", "chat")) {
+		t.Error("an entry older than dedupeAge matched")
+	}
+	if got := s.dedupe.drops.Load(); got != 1 {
+		t.Errorf("drops = %d, want 1", got)
+	}
+}
+
+// TestResentRingBounded: at most dedupeMax keys per domain are kept, the
+// oldest evicted first, and idle domains are swept away.
+func TestResentRingBounded(t *testing.T) {
+	s, c := dedupeServer(t)
+	s1 := &stream{id: "stream-1", remote: "a.example"}
+	s2 := &stream{id: "stream-2", remote: "a.example"}
+	n := dedupeMax + 100
+	for i := range n {
+		if s.resent(s1, dedupeStanza(t, "message", "u@a.example", "v@b.example", fmt.Sprint(i), "")) {
+			t.Fatalf("stanza %d reported as a resend", i)
+		}
+	}
+	r := s.dedupe.peers["a.example"]
+	if r.n != dedupeMax || len(r.idx) != dedupeMax || len(r.ents) != dedupeMax {
+		t.Fatalf("ring holds %d entries (%d indexed, array %d), want %d", r.n, len(r.idx), len(r.ents), dedupeMax)
+	}
+	// A match records nothing; a miss records (and evicts) one key.
+	for _, i := range []int{100, n - 1} {
+		if !s.resent(s2, dedupeStanza(t, "message", "u@a.example", "v@b.example", fmt.Sprint(i), "")) {
+			t.Errorf("kept key %d did not match", i)
+		}
+	}
+	for _, i := range []int{0, 99} {
+		if s.resent(s2, dedupeStanza(t, "message", "u@a.example", "v@b.example", fmt.Sprint(i), "")) {
+			t.Errorf("evicted key %d still matched", i)
+		}
+	}
+	// Another domain's traffic sweeps a.example once its entries aged.
+	c.Advance(dedupeAge + time.Second)
+	for i := range dedupeSweep {
+		s.resent(s1, dedupeStanza(t, "message", "x@c.example", "v@b.example", fmt.Sprint(i), ""))
+	}
+	if _, ok := s.dedupe.peers["a.example"]; ok {
+		t.Error("an idle domain's record was not swept")
+	}
+}
