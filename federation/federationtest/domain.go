@@ -34,6 +34,7 @@ type domainConfig struct {
 	edits     []func(*policy.Config)
 	configure []func(*s2s.Server)
 	directTLS bool
+	sink      func(*User, translate.Stanza)
 }
 
 // Partners makes the Domain federate with exactly these partners instead
@@ -64,6 +65,20 @@ func DirectTLS() DomainOption {
 	return func(c *domainConfig) { c.directTLS = true }
 }
 
+// Sink hands each stanza for one of the Domain's users that
+// translate.Decode reads (a message, presence, subscription or probe) to
+// f, with the User it is for, instead of recording it: User.Next,
+// User.Received, Domain.NextRaw and Domain.Raw never see such a stanza,
+// so a long-running test (a soak) keeps no memory per stanza received.
+// Error stanzas and bounces are still recorded for NextError, and stanzas
+// to the domain itself for NextRaw. f is called from the goroutine of the
+// stream that carried the stanza, for one stanza at a time per stream, and
+// from several streams at once: it must not block for long; it may call
+// the User's Send methods.
+func Sink(f func(u *User, v translate.Stanza)) DomainOption {
+	return func(c *domainConfig) { c.sink = f }
+}
+
 // Domain is a fake remote XMPP domain: an s2s.Server for one domain on
 // loopback, with a certificate from the Env's CA, SRV records in the
 // Env's DNS, a policy (open federation unless Partners says otherwise),
@@ -92,6 +107,8 @@ type Domain struct {
 	// send hands a stanza to the s2s pool (srv.Send); the fuzz test
 	// replaces it to run the handler without a network.
 	send func(ctx context.Context, st *s2s.Stanza) error
+	// sink, if set, takes the decoded stanzas for users (Sink).
+	sink func(*User, translate.Stanza)
 	done chan error // Serve's result
 
 	raw  recorder[*s2s.Stanza]
@@ -134,6 +151,7 @@ func (e *Env) NewDomain(name string, opts ...DomainOption) *Domain {
 		done:  make(chan error, 1),
 		users: make(map[string]*User),
 		pings: make(map[string]*pending),
+		sink:  cfg.sink,
 	}
 	d.pol = newPolicy(d.dir, cfg.partners, func(c *policy.Config) {
 		for _, edit := range cfg.edits {
@@ -216,7 +234,8 @@ func (d *Domain) user(local string) *User {
 // reached it, to its users or to the domain itself, in order of arrival),
 // waiting until ctx ends or the domain is closed (ErrClosed). Stanzas the
 // policy refused before delivery (to an unknown user, from a refused
-// domain) never reach it.
+// domain) never reach it, nor, with Sink, those for its users that are not
+// errors.
 func (d *Domain) NextRaw(ctx context.Context) (*s2s.Stanza, error) { return d.raw.next(ctx) }
 
 // Raw returns every stanza received so far, read by NextRaw or not.
@@ -315,7 +334,9 @@ func (d *Domain) Close() {
 // handle is the domain's s2s.Handler: it records st and answers what a
 // server answers by itself.
 func (d *Domain) handle(ctx context.Context, st *s2s.Stanza) error {
-	d.raw.add(st)
+	if d.sink == nil || st.To.Localpart() == "" || st.Type == "error" {
+		d.raw.add(st)
+	}
 	if st.To.Localpart() == "" {
 		return d.handleServer(ctx, st)
 	}
@@ -345,6 +366,10 @@ func (d *Domain) handle(ctx context.Context, st *s2s.Stanza) error {
 	if err != nil {
 		// A stanza.Error: s2s sends it back to the sender (RFC 6120 §8.3).
 		return err
+	}
+	if d.sink != nil {
+		d.sink(u, v)
+		return nil
 	}
 	u.got.add(v)
 	return nil
