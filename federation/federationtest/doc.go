@@ -23,6 +23,9 @@
 // (Domain.NextRaw), answers XEP-0199 pings, and refuses what its policy
 // (open federation, or Partners) and translate.Decode refuse, with the
 // stanza errors of RFC 6120 §8.3.
+// A long-running test (a soak) passes the Sink option to NewDomain: what
+// arrives for the Domain's users then goes to a callback instead of being
+// recorded, so memory does not grow with the stanzas received.
 //
 // Backend is a ready, recording in-memory federation.Backend: users,
 // roster, presence, configurable delivery failures, and every delivered or
