@@ -267,7 +267,8 @@ type soakSample struct {
 	Sent       int64   `json:"sent"`      // tracked deliveries expected so far
 	Delivered  int64   `json:"delivered"` // tracked deliveries so far
 	PerSecond  float64 `json:"delivered_per_s"`
-	Queued     int     `json:"queued"` // the host's outbound pool
+	Queued     int     `json:"queued"`  // the host's outbound pool
+	Streams    int     `json:"streams"` // the host's established streams
 }
 
 // vmRSS returns VmRSS from /proc/self/status in KiB, or -1.
@@ -413,4 +414,50 @@ func (b *soakBackend) LookupUser(_ context.Context, user jid.JID) (policy.User, 
 
 func (b *soakBackend) Bounce(_ context.Context, v translate.Stanza, reason stanza.Error) {
 	b.s.hostBounce(v, reason)
+}
+
+// soakMetrics counts the host Server's metrics (federation.Metrics).
+type soakMetrics struct {
+	opened, closed, failed, bounced, denied, stanzasIn, stanzasOut, maxQueue atomic.Int64
+}
+
+func (m *soakMetrics) StreamOpened(direction, auth string) { m.opened.Add(1) }
+func (m *soakMetrics) StreamClosed(direction, auth string) { m.closed.Add(1) }
+func (m *soakMetrics) Stanza(direction, partner string) {
+	if direction == "in" {
+		m.stanzasIn.Add(1)
+	} else {
+		m.stanzasOut.Add(1)
+	}
+}
+func (m *soakMetrics) Bounced(condition string)      { m.bounced.Add(1) }
+func (m *soakMetrics) Denied(rule string)            { m.denied.Add(1) }
+func (m *soakMetrics) NegotiationFailed(step string) { m.failed.Add(1) }
+func (m *soakMetrics) QueueDepth(n int) {
+	for {
+		cur := m.maxQueue.Load()
+		if int64(n) <= cur || m.maxQueue.CompareAndSwap(cur, int64(n)) {
+			return
+		}
+	}
+}
+
+// soakStreams is the host's stream counts at one point.
+type soakStreams struct {
+	Opened     int64 `json:"opened"`
+	Closed     int64 `json:"closed"`
+	Failed     int64 `json:"failed"`
+	Bounced    int64 `json:"bounced"`
+	Denied     int64 `json:"denied"`
+	StanzasIn  int64 `json:"stanzas_in"`
+	StanzasOut int64 `json:"stanzas_out"`
+	MaxQueue   int64 `json:"max_queue"`
+}
+
+func (m *soakMetrics) snapshot() soakStreams {
+	return soakStreams{
+		Opened: m.opened.Load(), Closed: m.closed.Load(), Failed: m.failed.Load(),
+		Bounced: m.bounced.Load(), Denied: m.denied.Load(),
+		StanzasIn: m.stanzasIn.Load(), StanzasOut: m.stanzasOut.Load(), MaxQueue: m.maxQueue.Load(),
+	}
 }

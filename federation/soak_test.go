@@ -145,6 +145,10 @@ type soak struct {
 	serveDone chan error
 	closeOnce sync.Once
 	backend   *soakBackend
+	metrics   soakMetrics
+	// atLoad and atClose are the host's metrics when the load starts and
+	// when Close starts.
+	atLoad, atClose soakStreams
 
 	// Fixed once set up (read concurrently afterwards).
 	hostJIDs    []jid.JID // bare, by host user index
@@ -279,6 +283,7 @@ func (s *soak) start() {
 		Resolver:  s.env.Resolver(),
 		Policy:    pol,
 		Backend:   s.backend,
+		Metrics:   &s.metrics,
 	}
 	l := s.env.Listen(hostDomain)
 	s.serveDone = make(chan error, 1)
@@ -399,6 +404,7 @@ func (s *soak) waitSetup(ctx context.Context, from, to int) string {
 func (s *soak) load() {
 	cfg := s.cfg
 	s.setPhase("load")
+	s.atLoad = s.metrics.snapshot()
 	rng := rand.New(rand.NewPCG(uint64(cfg.domains), uint64(cfg.rate)))
 	availR := make([]uint8, len(s.remote))
 	availH := make([]uint8, cfg.hostUsers)
@@ -676,6 +682,7 @@ wait:
 	}
 	t.Logf("soak: drained in %v", time.Since(began).Round(time.Millisecond))
 	s.setPhase("close")
+	s.atClose = s.metrics.snapshot()
 	s.closeHost()
 	s.env.Close()
 	for _, u := range s.remote {
@@ -709,7 +716,8 @@ func (s *soak) sampler() {
 			x.PerSecond = float64(x.Delivered-lastDelivered) / now.Sub(last).Seconds()
 			lastDelivered, last = x.Delivered, now
 			if phase == "load" || phase == "drain" {
-				x.Queued = s.srv.Stats().Queued
+				st := s.srv.Stats()
+				x.Queued, x.Streams = st.Queued, len(st.Streams)
 			}
 			s.out.write(x)
 			s.sampMu.Lock()
@@ -746,6 +754,9 @@ type soakSummary struct {
 	Untracked  int64              `json:"untracked"`
 	Unknown    int64              `json:"unknown_presence"`
 	Latency    map[string]latency `json:"latency"`
+	AtLoad     soakStreams        `json:"host_at_load"`
+	AtClose    soakStreams        `json:"host_at_close"`
+	Final      soakStreams        `json:"host_final"`
 	RSSMiddle  float64            `json:"rss_middle_kib,omitempty"`
 	RSSLast    float64            `json:"rss_last_kib,omitempty"`
 }
@@ -797,10 +808,10 @@ func (s *soak) report() {
 	s.sampMu.Lock()
 	curve, samples := s.curve, s.samples
 	s.sampMu.Unlock()
-	t.Logf("soak: curve (t, phase, RSS MiB, heap in use MiB, goroutines, delivered/s, queued):")
+	t.Logf("soak: curve (t, phase, RSS MiB, heap in use MiB, goroutines, delivered/s, host streams, queued):")
 	for _, x := range curve {
-		t.Logf("  %7.1fs %-5s %7.1f %7.1f %6d %8.0f %5d", x.Elapsed, x.Phase, float64(x.RSSKiB)/1024,
-			float64(x.HeapInuse)/(1<<20), x.Goroutines, x.PerSecond, x.Queued)
+		t.Logf("  %7.1fs %-5s %7.1f %7.1f %6d %8.0f %5d %5d", x.Elapsed, x.Phase, float64(x.RSSKiB)/1024,
+			float64(x.HeapInuse)/(1<<20), x.Goroutines, x.PerSecond, x.Streams, x.Queued)
 	}
 	sum := soakSummary{
 		Summary: true, Domains: cfg.domains, Users: cfg.users, HostUsers: cfg.hostUsers,
@@ -808,6 +819,7 @@ func (s *soak) report() {
 		Sent: s.sent.Load(), Delivered: s.delivered.Load(), Bounced: s.bounced.Load(),
 		Lost: totalLost, Duplicates: s.dups.n.Load(), Untracked: s.untracked.Load(), Unknown: s.unknownPresence.n.Load(),
 		Latency: make(map[string]latency),
+		AtLoad:  s.atLoad, AtClose: s.atClose, Final: s.metrics.snapshot(),
 	}
 	var dirs [2]histogram
 	for k := range soakKinds {
@@ -820,6 +832,9 @@ func (s *soak) report() {
 	}
 	t.Logf("soak: %d operations, %d deliveries expected, %d delivered, %d bounced, %d lost, %d duplicates; %d setup and close stanzas",
 		n, sum.Sent, sum.Delivered, sum.Bounced, totalLost, sum.Duplicates, sum.Untracked)
+	t.Logf("soak: host streams: %d opened and %d closed before the load, %d and %d by Close, %d and %d in all; %d failed to open; %d stanzas in, %d out; %d bounced, %d denied; largest queue %d",
+		sum.AtLoad.Opened, sum.AtLoad.Closed, sum.AtClose.Opened, sum.AtClose.Closed, sum.Final.Opened, sum.Final.Closed,
+		sum.Final.Failed, sum.Final.StanzasIn, sum.Final.StanzasOut, sum.Final.Bounced, sum.Final.Denied, sum.Final.MaxQueue)
 	if sum.Unknown > 0 {
 		t.Logf("soak: %s", &s.unknownPresence)
 	}
