@@ -1,0 +1,671 @@
+package s2s_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/internal/clock"
+	"github.com/xmppfed/xmppfed/internal/faultnet"
+	"github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
+	"github.com/xmppfed/xmppfed/s2s"
+)
+
+// The tests in this file inject faults (internal/faultnet) between
+// Servers and count stanzas on both sides: every stanza Send accepted is
+// delivered to the remote Handler or bounced to its sender, none is lost;
+// duplicates are counted and reported. They assert counts, never timings:
+// every wait is bounded only to turn a hang into a failure.
+
+// tally counts, by stanza id, what each side saw.
+type tally struct {
+	mu      sync.Mutex
+	got     map[string]int              // id -> times handed to the receiver's Handler
+	bounced map[string]stanza.Condition // id -> condition of its bounce (the last one)
+	nb      map[string]int              // id -> times bounced
+	refused map[string]error            // id -> error Send returned (nothing queued)
+	changes atomic.Int64                // any count changed
+}
+
+func newTally() *tally {
+	return &tally{got: map[string]int{}, bounced: map[string]stanza.Condition{}, nb: map[string]int{}, refused: map[string]error{}}
+}
+
+func (ta *tally) handled(id string) int {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	ta.got[id]++
+	ta.changes.Add(1)
+	return len(ta.got)
+}
+
+func (ta *tally) bounce(_ context.Context, st *s2s.Stanza, err stanza.Error) {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	ta.bounced[st.ID] = err.Condition
+	ta.nb[st.ID]++
+	ta.changes.Add(1)
+}
+
+func (ta *tally) refuse(id string, err error) {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	ta.refused[id] = err
+	ta.changes.Add(1)
+}
+
+// result compares both sides for ids.
+type result struct {
+	delivered, bounced, refused, lost int
+	duplicates                        int // extra deliveries
+	both                              int // bounced AND delivered (the sender was told wrong)
+	conds                             map[stanza.Condition]int
+	lostIDs                           []string
+}
+
+func (ta *tally) result(ids []string) result {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	r := result{conds: map[stanza.Condition]int{}}
+	for _, id := range ids {
+		d, b := ta.got[id], ta.nb[id]
+		_, ref := ta.refused[id]
+		switch {
+		case d > 0:
+			r.delivered++
+			r.duplicates += d - 1
+			if b > 0 {
+				r.both++
+			}
+		case b > 0:
+			r.bounced++
+			r.conds[ta.bounced[id]]++
+		case ref:
+			r.refused++
+		default:
+			r.lost++
+			if len(r.lostIDs) < 10 {
+				r.lostIDs = append(r.lostIDs, id)
+			}
+		}
+	}
+	return r
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("delivered %d, bounced %d %v, refused by Send %d, lost %d %v, duplicates %d, bounced but delivered %d",
+		r.delivered, r.bounced, r.conds, r.refused, r.lost, r.lostIDs, r.duplicates, r.both)
+}
+
+// settle waits until every id is accounted for, or until nothing changed
+// for quiet while the sender's pool is idle (what is missing then is
+// lost), bounded by limit.
+func (ta *tally) settle(t *testing.T, sender *s2s.Server, ids []string, quiet, limit time.Duration) result {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	last, since := ta.changes.Load(), time.Now()
+	for time.Now().Before(deadline) {
+		r := ta.result(ids)
+		if r.lost == 0 {
+			return r
+		}
+		if c := ta.changes.Load(); c != last {
+			last, since = c, time.Now()
+		} else if _, dialing := s2s.PoolState(sender); dialing == 0 && sender.Queued() == 0 && time.Since(since) >= quiet {
+			return r
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return ta.result(ids)
+}
+
+// fnode is a Server whose listener injects faults.
+type fnode struct {
+	srv      *s2s.Server
+	l        *faultnet.Listener
+	domain   string
+	onHandle func(n int) // called with the count of distinct ids handled
+}
+
+// faultNode starts a Server for domain (open federation, unpaced) on a
+// faultnet listener, with the SRV record pointing at it; handled stanzas
+// and bounces go to ta.
+func (h *harness) faultNode(domain string, ta *tally, mod func(*s2s.Server), edit func(*policy.Config)) *fnode {
+	t := h.t
+	cert, err := h.ca.IssueDomain(domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &fnode{domain: domain}
+	n.srv = &s2s.Server{
+		Domains:   []string{domain},
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
+		Verify:    certs.VerifyOptions{Roots: h.ca.Pool()},
+		Resolver:  h.dns.Resolver(),
+		Policy: s2s.NewPolicy(t, s2s.CommonSettings(), func(c *policy.Config) {
+			unpaced(c)
+			if edit != nil {
+				edit(c)
+			}
+		}),
+		Handler: s2s.HandlerFunc(func(_ context.Context, st *s2s.Stanza) error {
+			k := ta.handled(st.ID)
+			if n.onHandle != nil {
+				n.onHandle(k)
+			}
+			return nil
+		}),
+		Bounce: ta.bounce,
+	}
+	if mod != nil {
+		mod(n.srv)
+	}
+	nl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.l = faultnet.WrapListener(nl, nil, nil)
+	h.dns.AddSRV("_xmpp-server._tcp", domain, "xmpp."+domain, uint16(nl.Addr().(*net.TCPAddr).Port), 0, 0)
+	h.dns.AddHost("xmpp."+domain, netip.MustParseAddr("127.0.0.1"))
+	done := make(chan error, 1)
+	go func() { done <- n.srv.Serve(n.l) }()
+	t.Cleanup(func() {
+		_ = n.srv.Close()
+		if err := <-done; !errors.Is(err, s2s.ErrServerClosed) {
+			t.Errorf("Serve returned %v, want ErrServerClosed", err)
+		}
+	})
+	return n
+}
+
+func idMsg(t testing.TB, from, to, id string) *s2s.Stanza {
+	t.Helper()
+	st, err := s2s.ParseStanza([]byte("<message xmlns='jabber:server' type='chat' from='" + from + "' to='" + to + "' id='" + id + "'><body>" + id + "</body></message>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// sendN sends n messages with ids prefix0..prefix(n-1) and returns the
+// ids; an error from Send is recorded as a refusal (the sender knows).
+func sendN(t *testing.T, srv *s2s.Server, ta *tally, from, to, prefix string, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = prefix + strconv.Itoa(i)
+		if err := srv.Send(context.Background(), idMsg(t, from, to, ids[i])); err != nil {
+			ta.refuse(ids[i], err)
+		}
+	}
+	return ids
+}
+
+// goroutinesSettle waits (bounded) until at most base goroutines run and
+// returns the count.
+func goroutinesSettle(base int) int {
+	n := runtime.NumGoroutine()
+	for range 500 {
+		if n = runtime.NumGoroutine(); n <= base {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n
+}
+
+// TestFaultRemoteDiesMidFlow: two Servers over loopback TLS; the
+// receiving server's connections are killed (TCP reset, both directions)
+// while 10 000 stanzas are queued and in flight. Every stanza must be
+// delivered after the reconnect or bounced to its sender. Our inbound
+// streams do not offer XEP-0198, so this is the no-acknowledgement case:
+// whatever was written to the dead connection but not read by the
+// receiver is counted as lost.
+func TestFaultRemoteDiesMidFlow(t *testing.T) {
+	h := newHarness(t)
+	ta := newTally()
+	b := h.faultNode("b.example", ta, nil, nil)
+	a := h.faultNode("a.example", ta, nil, nil)
+	const n, killAt = 10000, 2000
+	var once sync.Once
+	b.onHandle = func(k int) {
+		if k == killAt {
+			once.Do(b.l.KillAll)
+		}
+	}
+	ids := sendN(t, a.srv, ta, "u@a.example/r", "v@b.example", "m", n)
+	r := ta.settle(t, a.srv, ids, 2*time.Second, 60*time.Second)
+	t.Logf("remote died after %d handled (XEP-0198 off): %s; connections accepted by b: %d", killAt, r, len(b.l.Conns()))
+	if r.lost != 0 {
+		t.Errorf("lost %d stanzas: written to the dead connection, neither delivered nor bounced (no XEP-0198 between two xmppfed servers: our inbound streams do not offer it)", r.lost)
+	}
+	if r.both != 0 {
+		t.Errorf("%d stanzas bounced although delivered", r.both)
+	}
+	for c := range r.conds {
+		if c != stanza.RemoteServerTimeout {
+			t.Errorf("bounce condition %v, want remote-server-timeout", c)
+		}
+	}
+}
+
+// TestFaultRemoteDiesMidFlowSM: the same with XEP-0198 on, against a
+// scripted receiving server (sm_test.go's fakeRecv) that offers it, acks
+// what it read, and dies (TCP reset) after killAt stanzas without
+// answering the pending <r/>: our side must resend every unacknowledged
+// stanza on the new stream, so nothing is lost. The fake keeps no
+// deduplication record: the duplicates it sees are what a receiver must
+// drop (TestFaultResendDedupe proves ours does).
+func TestFaultRemoteDiesMidFlowSM(t *testing.T) {
+	h := newHarness(t)
+	ta := newTally()
+	a := h.node("a.example", nodeOpt{mod: func(s *s2s.Server) { s.Bounce = ta.bounce }})
+	f := h.newFakeRecv("b.example", true)
+	const n, killAt = 10000, 2000
+	sent := make(chan []string, 1)
+	go func() {
+		ids := make([]string, n)
+		for i := range n {
+			ids[i] = "m" + strconv.Itoa(i)
+			st, _ := s2s.ParseStanza([]byte("<message xmlns='jabber:server' from='u@a.example' to='v@b.example' id='" + ids[i] + "'/>"))
+			if err := a.srv.Send(context.Background(), st); err != nil {
+				ta.refuse(ids[i], err)
+			}
+		}
+		sent <- ids
+	}()
+	// serve reads stanzas, acking each <r/>, until stop says so; it
+	// returns how many stanzas it read.
+	serve := func(fc *fakeConn, stop func() bool) {
+		fc.expect(wire.NSSM, "enable")
+		fc.write("<enabled xmlns='" + wire.NSSM + "'/>")
+		h := 0
+		for !stop() {
+			if h%256 == 0 {
+				_ = fc.conn.SetDeadline(time.Now().Add(hang)) // a hang guard per batch, not per stream
+			}
+			el, err := fc.r.Next()
+			if err != nil {
+				t.Fatalf("fake receiver, %d read on this stream: %v; so far %s", h, err, ta.result(idsOf(n)))
+			}
+			switch {
+			case el.Name.Local == "message":
+				ta.handled(el.AttrValue("id"))
+				h++
+			case el.Name.Space == wire.NSSM && el.Name.Local == "r":
+				fc.write("<a xmlns='" + wire.NSSM + "' h='" + strconv.Itoa(h) + "'/>")
+			case el.Name.Space == wire.NSSM:
+			default:
+				t.Fatalf("fake receiver got %s", el.Raw)
+			}
+		}
+	}
+	fc := f.accept()
+	serve(fc, func() bool { return count(ta) >= killAt })
+	// The remote server dies: reset, both directions, the acks for the
+	// last stanzas it read never sent.
+	if tc, ok := fc.conn.(*tls.Conn); ok {
+		if raw, ok := tc.NetConn().(*net.TCPConn); ok {
+			_ = raw.SetLinger(0)
+		}
+	}
+	_ = fc.conn.Close()
+	ids := recv(t, sent, "all stanzas sent")
+	fc2 := f.accept()
+	serve(fc2, func() bool { return count(ta) >= n })
+	r := ta.result(ids)
+	t.Logf("remote died after %d read (XEP-0198 on, receiver without dedupe): %s", killAt, r)
+	if r.lost != 0 || r.bounced != 0 {
+		t.Errorf("with XEP-0198: %s; want every stanza delivered", r)
+	}
+}
+
+// idsOf lists the ids m0..m(n-1).
+func idsOf(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "m" + strconv.Itoa(i)
+	}
+	return ids
+}
+
+// count is how many distinct ids the receiver handled.
+func count(ta *tally) int {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	return len(ta.got)
+}
+
+// TestFaultResendDedupe: a sending server whose stream died before our
+// <a/> reached it resends, on a new stream, stanzas we already handled:
+// the Handler sees each id once. Stanzas without an id are never
+// dropped; the same stanza repeated on one stream is not either (ids are
+// unique per stream only, RFC 6120 §8.1.3).
+func TestFaultResendDedupe(t *testing.T) {
+	h := newHarness(t)
+	ta := newTally()
+	b := h.faultNode("b.example", ta, nil, nil)
+	h.node("a.example", nodeOpt{}) // a.example's certificate and DNS
+	bn := &node{srv: b.srv, domain: "b.example", addr: b.l.Addr().String()}
+	const n = 50
+	stanzaXML := func(i int) string {
+		return "<message xmlns='jabber:server' from='u@a.example/r' to='v@b.example' id='d" + strconv.Itoa(i) + "'><body>x</body></message>"
+	}
+	p1 := h.rawPeer("a.example", bn)
+	for i := range n {
+		p1.write(stanzaXML(i))
+	}
+	p1.write("<message xmlns='jabber:server' from='u@a.example/r' to='v@b.example'><body>no id</body></message>")
+	p1.write(stanzaXML(0)) // a repeat on the same stream: delivered
+	waitCount(t, ta, "d"+strconv.Itoa(n-1), 1)
+	// The stream dies with our acks unsent: the peer resends all of it,
+	// then goes on.
+	_ = p1.conn.Close()
+	p2 := h.rawPeer("a.example", bn)
+	for i := range n + 1 {
+		p2.write(stanzaXML(i))
+	}
+	p2.write("<message xmlns='jabber:server' from='u@a.example/r' to='v@b.example'><body>no id</body></message>")
+	waitCount(t, ta, "d"+strconv.Itoa(n), 1)
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	for i := range n + 1 {
+		want := 1
+		if i == 0 {
+			want = 2 // repeated on the first stream
+		}
+		if got := ta.got["d"+strconv.Itoa(i)]; got != want {
+			t.Errorf("d%d handled %d times, want %d", i, got, want)
+		}
+	}
+	if got := ta.got[""]; got != 2 {
+		t.Errorf("stanzas without an id handled %d times, want 2 (never deduplicated)", got)
+	}
+}
+
+// waitCount waits (bounded) until id was handled want times.
+func waitCount(t *testing.T, ta *tally, id string, want int) {
+	t.Helper()
+	for range 3000 {
+		ta.mu.Lock()
+		got := ta.got[id]
+		ta.mu.Unlock()
+		if got >= want {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s not handled %d times", id, want)
+}
+
+// TestFaultDNS: SERVFAIL and NXDOMAIN for the remote domain, and a DNS
+// server that never answers: each stanza is bounced with the condition
+// that fits (remote-server-timeout for a failure that may pass,
+// remote-server-not-found for a name that does not exist), no goroutine is
+// left behind, and once the fault clears the next stanza is delivered.
+func TestFaultDNS(t *testing.T) {
+	h := newHarness(t)
+	ta := newTally()
+	// No cache: an NXDOMAIN answer is otherwise remembered for its SOA
+	// minimum (RFC 2308), and recovery waits for that, by design.
+	noCache := func(s *s2s.Server) { s.Resolver.CacheSize = -1 }
+	b := h.faultNode("b.example", ta, nil, nil)
+	a := h.faultNode("a.example", ta, noCache, nil)
+	base := runtime.NumGoroutine()
+	srv := "_xmpp-server._tcp.b.example"
+	srvs := "_xmpps-server._tcp.b.example"
+	type fault struct {
+		name  string
+		set   func()
+		clear func()
+		want  stanza.Condition
+	}
+	faults := []fault{
+		{"servfail", func() {
+			h.dns.SetRcode(srv, dns.RcodeServerFailure)
+			h.dns.SetRcode(srvs, dns.RcodeServerFailure)
+		}, func() {
+			h.dns.SetRcode(srv, dns.RcodeSuccess)
+			h.dns.SetRcode(srvs, dns.RcodeSuccess)
+		}, stanza.RemoteServerTimeout},
+		{"nxdomain", func() {
+			for _, nm := range []string{srv, srvs, "b.example"} {
+				h.dns.SetRcode(nm, dns.RcodeNameError)
+			}
+		}, func() {
+			for _, nm := range []string{srv, srvs, "b.example"} {
+				h.dns.SetRcode(nm, dns.RcodeSuccess)
+			}
+		}, stanza.RemoteServerNotFound},
+	}
+	seq := 0
+	for round := range 3 { // flapping: fault, clear, fault, clear ...
+		for _, f := range faults {
+			// The stream of the last recovery dies, so the next stanza
+			// needs DNS again.
+			b.l.KillAll()
+			waitNoStream(t, a.srv, "b.example")
+			f.set()
+			seq++
+			id := fmt.Sprintf("%s-%d-%d", f.name, round, seq)
+			ids := sendN(t, a.srv, ta, "u@a.example", "v@b.example", id+"-", 1)
+			r := ta.settle(t, a.srv, ids, time.Second, hang)
+			if r.bounced != 1 || r.conds[f.want] != 1 {
+				t.Errorf("%s round %d: %s; want one bounce with %s", f.name, round, r, f.want)
+			}
+			f.clear()
+			// Recovery: the next stanza is tried (not bounced from a
+			// remembered failure) and delivered.
+			ids = sendN(t, a.srv, ta, "u@a.example", "v@b.example", id+"-ok-", 1)
+			if r := ta.settle(t, a.srv, ids, time.Second, hang); r.delivered != 1 {
+				t.Errorf("%s round %d, fault cleared: %s; want it delivered", f.name, round, r)
+			}
+		}
+	}
+	// DNS that never answers: a Server whose resolver asks a silent
+	// socket gets remote-server-timeout within the resolver's timeout.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	c := h.faultNode("c.example", ta, func(s *s2s.Server) {
+		s.Resolver.Servers = []string{pc.LocalAddr().String()}
+		s.Resolver.Timeout = 50 * time.Millisecond
+	}, nil)
+	ids := sendN(t, c.srv, ta, "u@c.example", "v@b.example", "silent-", 20)
+	if r := ta.settle(t, c.srv, ids, time.Second, hang); r.bounced != 20 || r.conds[stanza.RemoteServerTimeout] != 20 {
+		t.Errorf("silent DNS: %s; want 20 bounces with remote-server-timeout", r)
+	}
+	base += 2 // c's Serve and its accept loop
+	if got := goroutinesSettle(base + 8); got > base+8 {
+		t.Errorf("%d goroutines after the DNS faults, %d before (plus c's server): a pile-up", got, base)
+	}
+}
+
+// waitNoStream waits (bounded) until srv has no stream with remote.
+func waitNoStream(t *testing.T, srv *s2s.Server, remote string) {
+	t.Helper()
+	for range 3000 {
+		found := false
+		for _, si := range srv.Stats().Streams {
+			found = found || si.Remote == remote
+		}
+		if !found {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("a stream with %s is still up", remote)
+}
+
+// TestFaultPeerNeverAnswers: the remote accepts TCP and then says
+// nothing (its replies vanish and it reads nothing: a half-open
+// connection from the start), or stalls the TLS handshake after
+// <proceed/>. The attempt ends at the establishment timeout (on the fake
+// clock), every stanza is bounced with remote-server-timeout, no
+// goroutine is left, and once the fault clears the next stanza is
+// delivered.
+func TestFaultPeerNeverAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(*faultnet.Conn)
+	}{
+		{"silent", func(c *faultnet.Conn) {
+			c.Set(faultnet.Write, faultnet.Blackhole)
+			c.Set(faultnet.Read, faultnet.Blackhole)
+		}},
+		{"tls-stall", func(c *faultnet.Conn) {
+			// Let the plaintext negotiation through (header, features,
+			// <proceed/>: a few hundred bytes), then answer nothing:
+			// the TLS handshake never finishes.
+			c.SetAfter(faultnet.Read, tlsStallAfter, faultnet.Stall)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			ta := newTally()
+			fc := clock.NewFake(time.Unix(1e9, 0))
+			b := h.faultNode("b.example", ta, nil, nil)
+			a := h.faultNode("a.example", ta, func(s *s2s.Server) { s2s.SetClock(s, fc) },
+				gatewayOpt(0, 30*time.Second, 0))
+			base := runtime.NumGoroutine()
+			b.l.SetSetup(tc.fault)
+			ids := sendN(t, a.srv, ta, "u@a.example", "v@b.example", "s", 100)
+			// The attempt is stuck until the establishment timer fires.
+			waitPending(t, fc, 1)
+			waitAccepted(t, b.l, 1)
+			if r := ta.result(ids); r.bounced != 0 || r.delivered != 0 {
+				t.Fatalf("before the timeout: %s", r)
+			}
+			fc.Advance(31 * time.Second)
+			r := ta.settle(t, a.srv, ids, time.Second, hang)
+			if r.bounced != 100 || r.conds[stanza.RemoteServerTimeout] != 100 {
+				t.Errorf("%s; want 100 bounces with remote-server-timeout", r)
+			}
+			if got := goroutinesSettle(base + 2); got > base+2 {
+				t.Errorf("%d goroutines after the attempt, %d before", got, base)
+			}
+			// The fault clears; the next stanza goes through (after the
+			// retry wait, on the fake clock).
+			b.l.SetSetup(nil)
+			for _, c := range b.l.Conns() {
+				c.Kill()
+			}
+			fc.Advance(2 * time.Second)
+			ids = sendN(t, a.srv, ta, "u@a.example", "v@b.example", "ok", 1)
+			for i := 0; ta.result(ids).delivered == 0 && i < 200; i++ {
+				fc.Advance(time.Second) // any retry wait
+				ta.settle(t, a.srv, ids, 50*time.Millisecond, time.Second)
+			}
+			if r := ta.result(ids); r.delivered != 1 {
+				t.Errorf("fault cleared: %s; want delivered", r)
+			}
+		})
+	}
+}
+
+// TestFaultHalfOpenMidStream: an established stream turns half-open (our
+// writes vanish, nothing comes back, no reset). The keepalive (on the fake
+// clock) ends the stream; the stanzas written into it must then be resent
+// or bounced, never lost; once the fault clears they, or the next ones,
+// are delivered.
+func TestFaultHalfOpenMidStream(t *testing.T) {
+	h := newHarness(t)
+	ta := newTally()
+	fc := clock.NewFake(time.Unix(1e9, 0))
+	b := h.faultNode("b.example", ta, nil, nil)
+	a := h.faultNode("a.example", ta, func(s *s2s.Server) { s2s.SetClock(s, fc) },
+		gatewayOpt(10*time.Second, -1, -1))
+	warm := sendN(t, a.srv, ta, "u@a.example", "v@b.example", "warm", 1)
+	if r := ta.settle(t, a.srv, warm, time.Second, hang); r.delivered != 1 {
+		t.Fatalf("before the fault: %s", r)
+	}
+	for _, c := range b.l.Conns() {
+		c.Set(faultnet.Write, faultnet.Blackhole)
+		c.Set(faultnet.Read, faultnet.Blackhole)
+	}
+	ids := sendN(t, a.srv, ta, "u@a.example", "v@b.example", "h", 100)
+	for i := 0; i < 120 && len(a.srv.Stats().Streams) > 0; i++ {
+		fc.Advance(time.Second)
+		time.Sleep(time.Millisecond)
+	}
+	if n := len(a.srv.Stats().Streams); n != 0 {
+		t.Fatalf("the half-open stream is still up after 120 s of keepalive silence (%d streams)", n)
+	}
+	for _, c := range b.l.Conns() {
+		c.Kill()
+	}
+	for i := 0; ta.result(ids).lost > 0 && i < 30; i++ {
+		fc.Advance(time.Second) // retry waits
+		ta.settle(t, a.srv, ids, 100*time.Millisecond, 2*time.Second)
+	}
+	r := ta.settle(t, a.srv, ids, time.Second, hang)
+	t.Logf("half-open stream (XEP-0198 off): %s", r)
+	if r.lost != 0 {
+		t.Errorf("lost %d stanzas written into a half-open connection (no XEP-0198 between two xmppfed servers: our inbound streams do not offer it)", r.lost)
+	}
+}
+
+// tlsStallAfter is how many bytes of the initiator's plaintext
+// negotiation (stream header and <starttls/>) the receiving side reads
+// before the TLS stall: the initiating stream header (~200 bytes with
+// its namespaces) and <starttls/> (51 bytes) fit below it; a TLS
+// ClientHello does not.
+const tlsStallAfter = 300
+
+// waitAccepted waits (bounded) until l accepted n connections.
+func waitAccepted(t *testing.T, l *faultnet.Listener, n int) {
+	t.Helper()
+	for range 3000 {
+		if len(l.Conns()) >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d connections accepted", n)
+}
+
+// TestFaultShutdownUnderLoad: Shutdown while thousands of stanzas are
+// queued and in flight to a receiver that reads slowly (byte-chunked,
+// stalled for part of the run): every stanza is delivered or handed back
+// through Bounce.
+func TestFaultShutdownUnderLoad(t *testing.T) {
+	h := newHarness(t)
+	ta := newTally()
+	b := h.faultNode("b.example", ta, nil, nil)
+	a := h.faultNode("a.example", ta, nil, nil)
+	b.l.SetSetup(func(c *faultnet.Conn) { c.SetChunk(faultnet.Read, 512) })
+	const n = 5000
+	ids := sendN(t, a.srv, ta, "u@a.example", "v@b.example", "q", n)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := a.srv.Shutdown(ctx)
+	t.Logf("Shutdown: %v", err)
+	if err != nil {
+		// The graceful part ran out: Close bounces the rest.
+		_ = a.srv.Close()
+	}
+	r := ta.settle(t, a.srv, ids, 2*time.Second, 60*time.Second)
+	t.Logf("shutdown under load: %s", r)
+	if r.lost != 0 {
+		t.Errorf("lost %d stanzas at Shutdown", r.lost)
+	}
+	if r.both != 0 {
+		t.Errorf("%d stanzas bounced although delivered", r.both)
+	}
+}
