@@ -69,7 +69,10 @@ func (s *Server) handleUser(ctx context.Context, st *s2s.Stanza) error {
 		s.remoteError(ctx, st)
 		return nil
 	}
-	out, err := r.tr.Inbound(ctx, st.Raw())
+	// s2s read and checked the stanza (internal/wire, or ParseStanza):
+	// the framed decoder reads it without encoding/xml and takes its
+	// parsed addresses.
+	out, err := r.tr.InboundFramed(ctx, st.Raw(), st.From, st.To)
 	if err != nil {
 		// Only a stanza that cannot even be answered, or a Translator
 		// without its required fields: s2s answers internal-server-error.

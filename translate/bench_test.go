@@ -44,6 +44,24 @@ func BenchmarkDecodeMessage(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeFramedMessage measures translate.DecodeFramed of the same
+// message, with the addresses s2s parsed: what federation does for every
+// inbound stanza.
+func BenchmarkDecodeFramedMessage(b *testing.B) {
+	raw := []byte(chat200)
+	from, to := jid.MustParse("juliet@capulet.example/balcony"), jid.MustParse("romeo@montague.example")
+	if _, err := translate.DecodeFramed(raw, from, to, nil); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := translate.DecodeFramed(raw, from, to, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkEncodeMessage measures translate.Encode of the same message
 // back into stanza bytes.
 func BenchmarkEncodeMessage(b *testing.B) {
@@ -93,6 +111,26 @@ func BenchmarkTranslatorInbound(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := tr.Inbound(ctx, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTranslatorInboundFramed is BenchmarkTranslatorInbound through
+// InboundFramed, as federation calls it.
+func BenchmarkTranslatorInboundFramed(b *testing.B) {
+	tr := &translate.Translator{Host: benchHost{}, Roster: new(translate.MemRoster), Gate: benchGate{}}
+	raw := []byte(chat200)
+	from, to := jid.MustParse("juliet@capulet.example/balcony"), jid.MustParse("romeo@montague.example")
+	ctx := context.Background()
+	out, err := tr.InboundFramed(ctx, raw, from, to)
+	if err != nil || len(out) != 0 {
+		b.Fatalf("InboundFramed: %d replies, %v", len(out), err)
+	}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.InboundFramed(ctx, raw, from, to); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -141,10 +141,41 @@ type decoder struct {
 // XML element at all is a bad-request too, though ErrorReply cannot
 // answer it.
 func Decode(raw []byte, pm PresenceMapper) (Stanza, error) {
+	root, err := parseStanza(raw)
+	return decodeTree(root, err, addrHints{}, pm)
+}
+
+// DecodeFramed is Decode for a stanza that the s2s layer has already read
+// and checked: raw is an s2s.Stanza's Raw, from and to its From and To.
+// It reads raw directly on the bytes instead of with encoding/xml, and
+// takes from and to instead of parsing the from and to attributes again
+// when they are the JIDs those attributes parse to (a JID given that
+// does not match its attribute is ignored, and the attribute parsed).
+//
+// The contract: raw is one element that internal/wire (the stream
+// reader) or s2s.ParseStanza accepted, that is well-formed restricted XML.
+// On such bytes DecodeFramed returns what Decode returns, the same value
+// or the same error condition (a differential fuzz test holds it to
+// that). On other bytes it returns an error or a value and never panics,
+// but it does not reject all that Decode rejects: bytes from anywhere
+// else go to Decode.
+func DecodeFramed(raw []byte, from, to jid.JID, pm PresenceMapper) (Stanza, error) {
+	root, err := parseFramed(raw)
+	return decodeTree(root, err, addrHints{from: from, to: to, set: true}, pm)
+}
+
+// addrHints are the already-parsed addresses DecodeFramed is given.
+type addrHints struct {
+	from, to jid.JID
+	set      bool
+}
+
+// decodeTree is Decode after the parse: root and err are what
+// parseStanza or parseFramed returned.
+func decodeTree(root *node, err error, hints addrHints, pm PresenceMapper) (Stanza, error) {
 	if pm == nil {
 		pm = (*PresenceTable)(nil) // the default table, without allocating one
 	}
-	root, err := parseStanza(raw)
 	if root == nil {
 		return nil, err
 	}
@@ -173,7 +204,7 @@ func Decode(raw []byte, pm PresenceMapper) (Stanza, error) {
 		return nil, badRequest("<%s/> is not a message, presence or iq stanza", root.name.Local)
 	}
 	dec := &decoder{root: root, ns: ns}
-	if err := dec.header(); err != nil {
+	if err := dec.header(hints); err != nil {
 		return nil, err
 	}
 	switch root.name.Local {
@@ -185,17 +216,23 @@ func Decode(raw []byte, pm PresenceMapper) (Stanza, error) {
 	return nil, dec.iq(typ)
 }
 
-// header reads the stanza's from, to, id and xml:lang.
-func (d *decoder) header() error {
+// header reads the stanza's from, to, id and xml:lang; a hint that is
+// what its attribute parses to is taken instead of parsing it again.
+func (d *decoder) header(hints addrHints) error {
 	for _, f := range [...]struct {
 		name string
 		dst  *jid.JID
-	}{{"from", &d.from}, {"to", &d.to}} {
+		hint jid.JID
+	}{{"from", &d.from, hints.from}, {"to", &d.to, hints.to}} {
 		v, ok := d.root.get(f.name)
 		if !ok {
 			// RFC 6120 §8.1.1.1, §8.1.2.1: both are required between
 			// servers.
 			return badRequest("The stanza has no '%s' address", f.name)
+		}
+		if hints.set && hintHolds(f.hint, v) {
+			*f.dst = f.hint
+			continue
 		}
 		j, err := parseJID(v)
 		if err != nil {

@@ -128,6 +128,32 @@ func parseJID(s string) (jid.JID, error) {
 	return j, nil
 }
 
+// hintHolds reports whether j, the JID the s2s layer parsed from the
+// address attribute v, can stand for parseJID(v): its string form is v
+// exactly (so parsing it again gives j again: the stable-form check holds)
+// and its domainpart has no empty label. It compares part by part, without
+// j.String().
+func hintHolds(j jid.JID, v string) bool {
+	d := j.Domainpart()
+	if d == "" || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") {
+		return false
+	}
+	if l := j.Localpart(); l != "" {
+		if len(v) <= len(l) || v[:len(l)] != l || v[len(l)] != '@' {
+			return false
+		}
+		v = v[len(l)+1:]
+	}
+	if len(v) < len(d) || v[:len(d)] != d {
+		return false
+	}
+	v = v[len(d):]
+	if r := j.Resourcepart(); r != "" {
+		return len(v) == len(r)+1 && v[0] == '/' && v[1:] == r
+	}
+	return v == ""
+}
+
 // maxReplyPayload is the largest stanza whose children ErrorReply copies
 // into the reply; a larger one is answered with the error alone.
 const maxReplyPayload = 16 << 10

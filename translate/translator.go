@@ -237,6 +237,23 @@ func (t *Translator) Inbound(ctx context.Context, raw []byte) (out [][]byte, err
 		return nil, err
 	}
 	v, err := Decode(raw, t.Presence)
+	return t.inbound(ctx, raw, v, err)
+}
+
+// InboundFramed is Inbound for a stanza the s2s layer has already read and
+// checked: raw, from and to are an s2s.Stanza's Raw, From and To, decoded
+// with DecodeFramed (same contract: bytes that internal/wire or
+// s2s.ParseStanza accepted; anything else goes to Inbound).
+func (t *Translator) InboundFramed(ctx context.Context, raw []byte, from, to jid.JID) (out [][]byte, err error) {
+	if err := t.ready(); err != nil {
+		return nil, err
+	}
+	v, err := DecodeFramed(raw, from, to, t.Presence)
+	return t.inbound(ctx, raw, v, err)
+}
+
+// inbound is Inbound after the decoding of raw into v (or err).
+func (t *Translator) inbound(ctx context.Context, raw []byte, v Stanza, err error) ([][]byte, error) {
 	if err != nil {
 		if errors.Is(err, ErrIgnore) {
 			t.log().LogAttrs(ctx, slog.LevelDebug, "translate: inbound stanza ignored", slog.Int("size", len(raw)), slog.Any("err", err))

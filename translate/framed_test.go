@@ -1,0 +1,167 @@
+package translate_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"mellium.im/xmpp/jid"
+
+	xwire "github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/translate"
+)
+
+// streamHeader opens the stream the differential test frames stanzas in,
+// as a remote server's stream would.
+const streamHeader = `<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='a.example' to='b.example' id='s1' version='1.0'>`
+
+// framed reads data as internal/wire frames it on a stream and returns
+// the first element's Raw with the addresses s2s would parse from it, or
+// ok false when s2s would not hand it to translate (the framer refuses
+// it, it is not a jabber:server message, presence or iq, or an address is
+// missing or not a JID).
+func framed(data []byte) (raw []byte, from, to jid.JID, ok bool) {
+	r := xwire.NewReader(io.MultiReader(strings.NewReader(streamHeader), bytes.NewReader(data)), xwire.Limits{})
+	if _, err := r.ReadHeader(); err != nil {
+		return nil, jid.JID{}, jid.JID{}, false
+	}
+	e, err := r.Next()
+	if err != nil || e.Name.Space != xwire.NSServer {
+		return nil, jid.JID{}, jid.JID{}, false
+	}
+	switch e.Name.Local {
+	case "message", "presence", "iq":
+	default:
+		return nil, jid.JID{}, jid.JID{}, false
+	}
+	from, err1 := jid.Parse(e.AttrValue("from"))
+	to, err2 := jid.Parse(e.AttrValue("to"))
+	if err1 != nil || err2 != nil {
+		return nil, jid.JID{}, jid.JID{}, false
+	}
+	return e.Raw, from, to, true
+}
+
+// sameResult reports how Decode's and DecodeFramed's results differ, or "".
+func sameResult(v1 translate.Stanza, err1 error, v2 translate.Stanza, err2 error) string {
+	switch {
+	case err1 == nil && err2 == nil:
+		if !reflect.DeepEqual(v1, v2) {
+			return "values differ"
+		}
+	case err1 == nil || err2 == nil:
+		return "only one failed"
+	case errors.Is(err1, translate.ErrIgnore) != errors.Is(err2, translate.ErrIgnore):
+		return "only one ignored it"
+	case !errors.Is(err1, translate.ErrIgnore):
+		e1, e2 := translate.StanzaError(err1), translate.StanzaError(err2)
+		if e1.Condition != e2.Condition || e1.Type != e2.Type {
+			return "conditions differ"
+		}
+	}
+	return ""
+}
+
+// checkFramed compares DecodeFramed with Decode on data, if the framer
+// accepts it: with the addresses s2s parsed, and with addresses that do
+// not match (which DecodeFramed must ignore).
+func checkFramed(t *testing.T, data []byte) {
+	// Never a panic, whatever the bytes (the result is not specified).
+	_, _ = translate.DecodeFramed(data, jid.JID{}, jid.JID{}, nil)
+	raw, from, to, ok := framed(data)
+	if !ok {
+		return
+	}
+	v1, err1 := translate.Decode(raw, nil)
+	for _, h := range [][2]jid.JID{{from, to}, {jid.JID{}, jid.JID{}}, {to, from}, {from.Bare(), to.Domain()}} {
+		v2, err2 := translate.DecodeFramed(raw, h[0], h[1], nil)
+		if d := sameResult(v1, err1, v2, err2); d != "" {
+			t.Fatalf("%s for %q (hints %v, %v):\nDecode:       %#v, %v\nDecodeFramed: %#v, %v", d, raw, h[0], h[1], v1, err1, v2, err2)
+		}
+	}
+}
+
+// framedSeeds are stanzas rich in what the two readers must agree on.
+var framedSeeds = []string{
+	chat200,
+	`<message from='a@x.example/r' to='b@y.example' type='chat' id='1' xml:lang='en'><body xml:lang='de'>Hallo</body><body>hi</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+	`<message from='a@x.example' to='b@y.example'><body>a&amp;b&lt;&#x41;&#66;&apos;&quot;&gt;</body><subject><![CDATA[<x>]]></subject></message>`,
+	"<message from='a@x.example' to='b@y.example'><body>l1\r\nl2\rl3&#13;&#10;\r&#10;</body><thread>t\r\n</thread></message>",
+	`<message from='a@x.example' to='b@y.example'><body>x<b/></body></message>`,
+	`<message from='a@x.example' to='b@y.example' xmlns:r='urn:xmpp:receipts'><body>x</body><r:request/><r:received id='9'/></message>`,
+	`<message from='a@x.example' to='b@y.example'><body>x</body><delay xmlns='urn:xmpp:delay' stamp='2002-09-10T23:08:25Z'/><replace xmlns='urn:xmpp:message-correct:0' id='r1'/></message>`,
+	`<message from='a@x.example' to='b@y.example' type='groupchat'><body>x</body></message>`,
+	`<message from='a@x.example' to='b@y.example' type='headline'><body>x</body></message>`,
+	`<message from='a@x.example' to='b@y.example' type='error'><body>x</body></message>`,
+	`<message from='a@x.example' to='b@y.example'><x xmlns='jabber:x:conference' jid='r@c.example'/></message>`,
+	`<message from='A@X.example' to='b@y.example.'><body>x</body></message>`,
+	`<message from='a@x..example' to='b@y.example'><body>x</body></message>`,
+	`<presence from='a@x.example/r' to='b@y.example'><show>away</show><status>out</status><priority>-5</priority><idle xmlns='urn:xmpp:idle:1' since='2020-01-01T00:00:00Z'/></presence>`,
+	`<presence from='a@x.example/r' to='b@y.example' type='unavailable'/>`,
+	`<presence from='a@x.example/r' to='b@y.example' type='subscribe' id='s'/>`,
+	`<presence from='a@x.example' to='b@y.example' type='probe'/>`,
+	`<presence from='a@x.example' to='b@y.example'><show>bogus</show></presence>`,
+	`<iq from='a@x.example/r' to='b@y.example' type='get' id='q'><query xmlns='jabber:iq:version'/></iq>`,
+	`<iq from='a@x.example/r' to='b@y.example' type='set' id='q'><jingle xmlns='urn:xmpp:jingle:1'/></iq>`,
+	`<iq from='a@x.example/r' to='b@y.example' type='result' id='q'/>`,
+	`<message xmlns='jabber:server' from='a@x.example' to='b@y.example'><s:body xmlns:s='jabber:server'>x</s:body></message>`,
+	`<message from='a@x.example' to='b@y.example'><body xmlns=''>x</body><body>y</body></message>`,
+	`<message from='a@x.example' to='b@y.example'><body>]]&gt;</body></message>`,
+}
+
+// TestDecodeFramedSeeds runs the differential check on the seeds alone.
+func TestDecodeFramedSeeds(t *testing.T) {
+	for _, s := range framedSeeds {
+		if _, _, _, ok := framed([]byte(s)); !ok && !strings.Contains(s, "..") && !strings.Contains(s, "example.'") {
+			t.Errorf("the framer refuses the seed %q", s)
+		}
+		checkFramed(t, []byte(s))
+	}
+	// Deep nesting: the same depth limit (the framer's default is 64 too).
+	deep := `<message from='a@x.example' to='b@y.example'><body>x</body>` + strings.Repeat("<a>", 63) + strings.Repeat("</a>", 63) + `</message>`
+	checkFramed(t, []byte(deep))
+}
+
+// FuzzDecodeFramedMatchesDecode is the differential fuzz test: for
+// anything internal/wire frames as a stanza s2s would hand on,
+// DecodeFramed and Decode give the same value or the same error
+// condition. Its seeds include FuzzDecode's corpus.
+func FuzzDecodeFramedMatchesDecode(f *testing.F) {
+	for _, s := range framedSeeds {
+		f.Add([]byte(s))
+	}
+	for _, dir := range []string{"FuzzDecode", "FuzzTranslatorInbound"} {
+		files, _ := filepath.Glob(filepath.Join("testdata", "fuzz", dir, "*"))
+		for _, name := range files {
+			if b, err := os.ReadFile(name); err == nil {
+				if v, ok := corpusBytes(b); ok {
+					f.Add(v)
+				}
+			}
+		}
+	}
+	f.Fuzz(checkFramed)
+}
+
+// corpusBytes returns the one []byte or string value of a fuzz corpus
+// file ("go test fuzz v1" then one line []byte("...") or string("...")).
+func corpusBytes(b []byte) ([]byte, bool) {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		return nil, false
+	}
+	v := lines[1]
+	for _, p := range []string{"[]byte(", "string("} {
+		if strings.HasPrefix(v, p) && strings.HasSuffix(v, ")") {
+			s, err := strconv.Unquote(v[len(p) : len(v)-1])
+			return []byte(s), err == nil
+		}
+	}
+	return nil, false
+}
