@@ -50,3 +50,10 @@ func NewPolicy(t testing.TB, set policy.Settings, edit func(*policy.Config)) *po
 // CommonSettings returns the settings most tests use: TLS required, SASL
 // EXTERNAL when possible, else dialback over TLS (row 7 of the matrix).
 func CommonSettings() policy.Settings { return policy.Settings{SASL: policy.Optional} }
+
+// DialbackKey is the XEP-0185 key the Authoritative Server with secret
+// expects for (receiving, originating, streamID): tests play an
+// Initiating Server that knows the secret, or replay a key.
+func DialbackKey(secret []byte, receiving, originating, streamID string) string {
+	return dialbackKey(secret, receiving, originating, streamID)
+}

@@ -395,9 +395,39 @@ func (st *stream) failApp(step string, cond streamerr.Error, app, text string) e
 		_ = st.w.WriteError(&wire.StreamError{Cond: cond, App: app}, text)
 	}
 	if st.conn != nil {
-		_ = st.conn.Close()
+		lingerClose(st.conn)
 	}
 	return negErr(st.local, st.remote, step, &sentError{cond: cond, text: text})
+}
+
+// Bounds of lingerClose: what it reads and discards, and for how long.
+const (
+	lingerBytes = 256 << 10
+	lingerTime  = time.Second
+)
+
+// lingerClose closes c after a stream error so that the error reaches a
+// peer that is still sending (a flood, an oversized element): closing a
+// TCP socket with unread input makes the kernel send a reset, which can
+// destroy our last writes before the peer reads them. It half-closes
+// (TLS close_notify, then TCP FIN) and reads and discards what the peer
+// still sends, at most lingerBytes for at most lingerTime, before the full
+// close. It must run on the goroutine that reads c.
+func lingerClose(c net.Conn) {
+	raw := c
+	if tc, ok := c.(*tls.Conn); ok {
+		if !tc.ConnectionState().HandshakeComplete {
+			_ = c.Close()
+			return
+		}
+		_ = tc.CloseWrite()
+		raw = tc.NetConn()
+	}
+	if cw, ok := raw.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = raw.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, raw, lingerBytes)
+	}
+	_ = c.Close()
 }
 
 // debugIO copies the plaintext XML of a stream to Server.DebugWriter,

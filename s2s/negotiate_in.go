@@ -35,8 +35,12 @@ func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool
 	st.r = wire.NewReader(st.io(conn), s.wireLimits(gw))
 	st.w = wire.NewWriter(st.io(conn))
 	neg, owned := st.neg, st // st itself is nil on error returns
+	inHeader := false        // reading a stream header: ours is not sent yet
 	defer func() {
 		if err != nil {
+			if ctx.Err() != nil {
+				owned.timeoutError(ctx, err, directTLS, inHeader)
+			}
 			_ = conn.Close()
 			neg.cancel()
 			neg.wg.Wait()
@@ -61,9 +65,11 @@ func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool
 	}
 	authDone, extOK, bidiDone := false, false, false
 	for range maxRestarts {
+		inHeader = true
 		if err := st.openIn(ctx); err != nil {
 			return nil, err
 		}
+		inHeader = false
 		set := st.set
 		if st.tls != nil && st.remote != "" && st.peer == nil && st.peerErr == nil {
 			// RFC 6120 §13.7.2.2 / XEP-0178 §3: the client certificate is
@@ -157,8 +163,23 @@ func (st *stream) openIn(ctx context.Context) error {
 			return st.fail("stream", streamerr.InvalidFrom, "'from' "+from+" is one of our own domains")
 		}
 	}
-	if st.local != "" && (to != st.local || from != st.remote) {
-		return st.fail("stream", streamerr.InvalidFrom, "stream restart changed 'from' or 'to'")
+	// RFC 6120 §4.3.3, §4.7.1-2: a restart opens a new stream between the
+	// same parties. The certificate, the admission and the limits were
+	// for the first 'to' and 'from'.
+	if st.local != "" && to != st.local {
+		return st.fail("stream", streamerr.HostUnknown, "stream restart changed 'to' from "+st.local+" to "+to)
+	}
+	if st.local != "" && from != st.remote {
+		return st.fail("stream", streamerr.InvalidFrom, "stream restart changed 'from'")
+	}
+	if st.tls != nil && st.tls.ServerName != "" {
+		// XEP-0368 §3, RFC 6120 §13.7.2.1: the initiator names the
+		// domain it wants in SNI; a stream header for another domain is
+		// not the stream the TLS session was set up for.
+		sni, err := certs.NormalizeDomain(st.tls.ServerName)
+		if err != nil || sni != to {
+			return st.fail("stream", streamerr.HostUnknown, "TLS server name "+st.tls.ServerName+" is not the stream's 'to' "+to)
+		}
 	}
 	if st.local == "" {
 		st.local, st.remote = to, from
@@ -209,6 +230,11 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 		switch {
 		case isStreamError(el):
 			return 0, negErr(st.local, st.remote, "stream", streamErrorOf(el))
+		case el.Name.Space == wire.NSServer && (el.Name.Local == "message" || el.Name.Local == "presence" || el.Name.Local == "iq"):
+			// RFC 6120 §4.9.3.12: stanzas before authentication, with or
+			// without TLS yet (checked before the TLS requirement: a
+			// stanza is unauthenticated data whatever the transport).
+			return 0, st.fail("stream", streamerr.NotAuthorized, "stanza before authentication")
 		case is(el, wire.NSTLS, "starttls"):
 			if st.tls != nil || !s.canTLS() || set.TLS == policy.NotSupported {
 				// RFC 6120 §5.4.2.2: <failure/> then close.
@@ -284,9 +310,6 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 			if err := st.answerVerify(f); err != nil {
 				return 0, err
 			}
-		case el.Name.Space == wire.NSServer && (el.Name.Local == "message" || el.Name.Local == "presence" || el.Name.Local == "iq"):
-			// RFC 6120 §4.9.3.12: stanzas before authentication.
-			return 0, st.fail("stream", streamerr.NotAuthorized, "stanza before authentication")
 		default:
 			return 0, st.fail("stream", streamerr.UnsupportedStanzaType, "unexpected "+elemString(el.Name)+" during negotiation")
 		}
@@ -304,3 +327,32 @@ func (st *stream) recvPairs() map[pair]AuthMethod {
 	}
 	return m
 }
+
+// timeoutError tells the peer why its negotiation ended when ctx (the
+// gateway's StreamEstablishmentTimeout, or the server closing) cut it and
+// no stream error was sent yet: connection-timeout (RFC 6120 §4.9.3.4) or
+// system-shutdown (§4.9.3.19), after our stream header if it was not
+// sent (§4.9.1.1). Nothing is written while the transport is not
+// carrying XML (a TLS handshake in progress or failed). The write gets a
+// short deadline of its own: a peer that does not read cannot hold it.
+func (st *stream) timeoutError(ctx context.Context, err error, directTLS, needHeader bool) {
+	var sent *sentError
+	var ne *NegotiationError
+	if st == nil || st.w == nil || errors.As(err, &sent) || (errors.As(err, &ne) && ne.Step == "tls") || (directTLS && st.tls == nil) {
+		return
+	}
+	cond, text := streamerr.ConnectionTimeout, "stream negotiation took too long"
+	if !errors.Is(context.Cause(ctx), errNegotiationTimeout) {
+		cond, text = streamerr.SystemShutdown, "server shutting down"
+	}
+	_ = st.conn.SetDeadline(time.Now().Add(timeoutErrorWrite))
+	if needHeader {
+		st.id = wire.NewID()
+		_ = st.w.WriteHeader(wire.Header{ID: st.id, Version: "1.0", XMLNS: wire.NSServer, Dialback: true})
+	}
+	_ = st.failApp("stream", cond, "", text)
+}
+
+// timeoutErrorWrite bounds the write of the stream error that ends a
+// negotiation cut by its context.
+const timeoutErrorWrite = time.Second
