@@ -35,13 +35,12 @@ type outItem struct {
 // runState is the runtime state of one established stream: the write
 // queue and its writer goroutine, timers, counters and XEP-0198 state.
 type runState struct {
-	addrs  addrCache       // the read loop's parsed addresses
+	// addrs are the read loop's parsed addresses, allocated with the
+	// first stanza and dropped when the stream goes idle (owned by the
+	// read loop: no locking).
+	addrs  *addrCache
 	ctx    context.Context // ends when the stream ends
 	cancel context.CancelFunc
-	// waitCtx ends with ctx or when the Server begins to stop: the rate
-	// limiter waits on it, so Shutdown is never held up by a slow partner.
-	waitCtx  context.Context
-	waitStop func()
 
 	mu      sync.Mutex
 	q       []outItem // waiting for the writer, in order
@@ -71,35 +70,30 @@ type runState struct {
 	// The writer goroutine runs only while there is something to write
 	// (an idle stream keeps no goroutine and no stack for it): enqueue
 	// starts it, it exits once the queue is empty.
-	running   bool           // runStream started: a writer may run
-	writing   bool           // a writer goroutine is running
-	wdone     bool           // the writer finished for good (closed our half, failed or broken)
-	ended     bool           // endStream began: no writer starts any more
-	writers   sync.WaitGroup // writer goroutines, waited for by endStream
-	writerEnd chan struct{}  // closed when wdone is set
+	running bool           // runStream started: a writer may run
+	writing bool           // a writer goroutine is running
+	wdone   bool           // the writer finished for good (closed our half, failed or broken)
+	ended   bool           // endStream began: no writer starts any more
+	writers sync.WaitGroup // writer goroutines, waited for by endStream and waitWriter
 
 	registered bool
 	in, out    atomic.Uint64 // stanzas received, sent
 	endErr     error         // why the stream ended
-	done       chan struct{} // closed when the stream is fully torn down
 }
 
 // newRunState prepares st for the runtime; it is called once, before the
-// stream is shared.
+// stream is shared. It allocates what every established stream needs and
+// nothing more: the wait context of the rate limiter is made only when a
+// stanza must wait (pace), the address cache with the first stanza.
 func (s *Server) newRunState(st *stream) *runState {
 	if st.rt != nil {
 		return st.rt
 	}
 	ctx, cancel := context.WithCancel(s.run.ctx)
-	wctx, wcancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.run.stopping, wcancel)
 	now := s.clock.Now()
 	st.rt = &runState{
 		ctx: ctx, cancel: cancel,
-		waitCtx: wctx, waitStop: func() { stop(); wcancel() },
 		lastSend: now, lastRecv: now, lastData: now,
-		writerEnd: make(chan struct{}),
-		done:      make(chan struct{}),
 	}
 	if smOffered(st) {
 		// XEP-0198 §3: enable on the outbound stream, before the stream
@@ -108,6 +102,11 @@ func (s *Server) newRunState(st *stream) *runState {
 		// <failed/>, handled by the read loop.
 		st.rt.smOn = true
 		st.rt.q = append(st.rt.q, outItem{raw: []byte("<enable xmlns='" + wire.NSSM + "'/>")})
+	}
+	if st.neg != nil {
+		// The peer's features were needed for the line above only: an
+		// established stream does not keep the element.
+		st.neg.features = nil
 	}
 	return st.rt
 }
@@ -153,10 +152,7 @@ func (s *Server) startWriterLocked(st *stream) {
 // held.
 func (rt *runState) finishWriterLocked() {
 	rt.writing = false
-	if !rt.wdone {
-		rt.wdone = true
-		close(rt.writerEnd)
-	}
+	rt.wdone = true
 }
 
 // writeLoop writes queued XML: it takes the whole queue at once and writes
@@ -327,7 +323,8 @@ func (s *Server) runStream(st *stream) error {
 	rt.mu.Lock()
 	rt.timer = s.clock.AfterFunc(d, func() { s.tick(st) })
 	rt.mu.Unlock()
-	stop := context.AfterFunc(rt.ctx, func() { _ = st.conn.Close() })
+	// The connection is closed when the stream ends (endStream) and by
+	// Close (every registered stream's): rt.ctx needs no watcher of its own.
 	if derr := s.streamDenied(st); derr != nil {
 		// The policy changed while the stream was being negotiated
 		// (REFERENCE §5.1 #16): it ends before any stanza is read.
@@ -335,7 +332,6 @@ func (s *Server) runStream(st *stream) error {
 		_ = st.streamFail(streamerr.PolicyViolation, derr.Error())
 	}
 	err := s.readLoop(st)
-	stop()
 	s.endStream(st, err)
 	return err
 }
@@ -403,7 +399,10 @@ func (s *Server) readLoop(st *stream) error {
 // Handler. It returns a non-nil error only when the stream must end.
 func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 	rt := st.rt
-	stz, err := newStanza(el.Name.Local, el.Attr, el.Raw, &rt.addrs)
+	if rt.addrs == nil {
+		rt.addrs = new(addrCache)
+	}
+	stz, err := newStanza(el.Name.Local, el.Attr, el.Raw, rt.addrs)
 	if err != nil {
 		// RFC 6120 §4.9.3.8: missing or invalid from/to between servers.
 		return st.streamFail(streamerr.ImproperAddressing, err.Error())
@@ -479,12 +478,21 @@ func (s *Server) pace(st *stream, stz *Stanza) error {
 	if st.rem == nil || st.rem.Limiter == nil {
 		return nil
 	}
+	if st.rem.Limiter.Allow() {
+		return nil // a token at hand: no wait, so no wait context
+	}
 	rt := st.rt
-	err := st.rem.Limiter.Wait(rt.waitCtx)
+	// The wait ends with the stream or when the Server begins to stop, so
+	// that Shutdown is never held up by a slow partner.
+	waitCtx, cancel := context.WithCancel(rt.ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.run.stopping, cancel)
+	defer stop()
+	err := st.rem.Limiter.Wait(waitCtx)
 	if err == nil {
 		return nil
 	}
-	if rt.waitCtx.Err() == nil {
+	if waitCtx.Err() == nil {
 		// A limiter that can never allow one stanza (burst below 1) would
 		// stop the partner for good: it is a configuration error, let the
 		// stanza through.
@@ -494,7 +502,7 @@ func (s *Server) pace(st *stream, stz *Stanza) error {
 	}
 	s.log.LogAttrs(rt.ctx, slog.LevelInfo, "s2s stanza not handled: the stream or server is closing",
 		slog.String("from", stz.From.String()), slog.String("to", stz.To.String()), slog.String("kind", stz.Kind))
-	return context.Cause(rt.waitCtx)
+	return context.Cause(waitCtx)
 }
 
 // dispatch hands stz to the Handler and answers its error, recovering a
@@ -709,14 +717,14 @@ func (st *stream) closeGracefully() {
 	rt.mu.Unlock()
 }
 
-// waitWriter waits for the writer to finish for good (once the queue is
-// drained after closeGracefully, or on failure), or for the stream's
-// context to end.
+// waitWriter waits for the writer to finish (once the queue is drained
+// after closeGracefully, or on failure). After closeGracefully no other
+// writer can start (enqueue refuses, closeGracefully started the last
+// one), so the Add of startWriterLocked never races with this Wait; a
+// writer stuck in a write ends when the connection is closed (Close, a
+// stream error, the peer gone).
 func (s *Server) waitWriter(st *stream) {
-	select {
-	case <-st.rt.writerEnd:
-	case <-st.rt.ctx.Done():
-	}
+	st.rt.writers.Wait()
 }
 
 // nextTick is the delay to the stream's next timer check: the earliest of
@@ -880,7 +888,6 @@ func (s *Server) endStream(st *stream, err error) {
 	rt.mu.Unlock()
 	_ = st.conn.Close()
 	rt.cancel()
-	rt.waitStop()
 	rt.writers.Wait()
 	st.mu.Lock()
 	st.closed = true
@@ -909,7 +916,6 @@ func (s *Server) endStream(st *stream, err error) {
 	s.logClosed(st, err)
 	s.streamLost(st, back, err)
 	s.streamEvent(StreamClosed, st, err)
-	close(rt.done)
 }
 
 // logNegotiated logs the negotiated outcome of a stream once.

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"slices"
 	"sync/atomic"
 
 	"mellium.im/xmpp/stream"
@@ -133,6 +134,17 @@ func (r *Reader) release() {
 	}
 	r.pool.put(r.buf)
 	r.buf, r.pos, r.unitStart = nil, 0, 0
+}
+
+// Shrink drops what the Reader keeps between elements only to go faster:
+// its scratch spans (attributes, namespace declarations, open elements)
+// and, with a buffer pool and nothing buffered, its read buffer. The next
+// element allocates them again. It is for a stream that went idle; it may
+// be called between any two calls of the other methods and changes
+// nothing they return.
+func (r *Reader) Shrink() {
+	r.attrs, r.binds, r.open = nil, nil, nil
+	r.release()
 }
 
 // NewReader returns a Reader for the stream arriving on r. Call ReadHeader
@@ -389,9 +401,11 @@ func (r *Reader) readHeader() (Header, error) {
 			return Header{}, err
 		}
 	}
-	// Header bindings become strings: they live as long as the stream.
+	// Header bindings become strings: they live as long as the stream,
+	// in a slice of their own size (not the scratch one they were
+	// scanned into).
 	var h Header
-	r.hdr = append(r.hdr[:0], r.binds...)
+	r.hdr = slices.Clone(r.binds)
 	r.binds = r.binds[:0]
 	for i := range r.hdr {
 		b := &r.hdr[i]
@@ -448,6 +462,10 @@ func (r *Reader) readHeader() (Header, error) {
 		*dst = r.attrString(a.vStart, a.vEnd, a.needDecode)
 	}
 	r.streamName = string(r.buf[name.start:name.end])
+	// The header has more attributes and declarations than a stanza: its
+	// scratch spans are not kept for the life of the stream; the first
+	// element allocates its own.
+	r.attrs, r.binds = nil, nil
 	// Drop the header bytes: elements start at offset 0 of r.buf.
 	r.compact()
 	return h, nil
