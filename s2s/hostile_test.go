@@ -410,6 +410,9 @@ func hostileCases() []hostileCase {
 			c := clock.NewFake(time.Unix(1e9, 0))
 			b := h.node("b.example", nodeOpt{edit: gatewayOpt(0, establishTO, -1), mod: fakeClockOpt(c)})
 			base := runtime.NumGoroutine()
+			var ms0, ms1 runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&ms0)
 			conns := make([]net.Conn, 0, manyConns)
 			t.Cleanup(func() {
 				for _, c := range conns {
@@ -424,6 +427,10 @@ func hostileCases() []hostileCase {
 				conns = append(conns, cn)
 			}
 			waitPending(t, c, manyConns)
+			runtime.GC()
+			runtime.ReadMemStats(&ms1)
+			t.Logf("%d silent connections: %d goroutines over the baseline, heap in use +%d KiB (%d bytes each)", manyConns,
+				runtime.NumGoroutine()-base, (int64(ms1.HeapInuse)-int64(ms0.HeapInuse))>>10, (int64(ms1.HeapInuse)-int64(ms0.HeapInuse))/manyConns)
 			c.Advance(establishTO + time.Second)
 			bad := 0
 			for i, cn := range conns {
