@@ -374,6 +374,45 @@ func hostileCases() []hostileCase {
 			expectClosedWith(t, p.readUntilClosed(), "connection-timeout")
 			nothingHandled(t, b)
 		}},
+		// Slowloris as the receiving server: we initiate, the peer
+		// trickles its response header. Our establishment timeout (fake
+		// clock) cuts the attempt, the peer reads connection-timeout, and
+		// the stanza is bounced, never sent.
+		{"slowloris-receiving-server", func(t *testing.T, h *harness) {
+			c := clock.NewFake(time.Unix(1e9, 0))
+			started := make(chan struct{}, 64)
+			seen := make(chan string, 64)
+			newFakeReceiver(t, h, "slow.example", func(cn net.Conn) {
+				r := wire.NewReader(cn, wire.Limits{})
+				if _, err := r.ReadHeader(); err != nil {
+					seen <- "header: " + err.Error()
+					return
+				}
+				_, _ = cn.Write([]byte("<?xml version='1.0'?><stream:str"))
+				started <- struct{}{}
+				b := make([]byte, 4096)
+				var got []byte
+				for {
+					n, err := cn.Read(b)
+					got = append(got, b[:n]...)
+					if err != nil {
+						break
+					}
+				}
+				seen <- string(got)
+			})
+			a := h.node("a.example", nodeOpt{edit: gatewayOpt(0, establishTO, -1), mod: fakeClockOpt(c)})
+			if err := a.srv.Send(context.Background(), msg(t, "u@a.example", "v@slow.example", "secret")); err != nil {
+				t.Fatal(err)
+			}
+			recv(t, started, "the attempt to reach the trickling peer")
+			c.Advance(establishTO + time.Second)
+			expectBounce(t, a, stanza.RemoteServerTimeout, "slow.example")
+			got := recv(t, seen, "what the trickling peer read")
+			if streamErrorCond(got) != "connection-timeout" || strings.Contains(got, "secret") {
+				t.Errorf("the trickling peer read %q, want connection-timeout and no stanza", got)
+			}
+		}},
 		// Slowloris after authentication: a stanza trickled one byte per
 		// (fake) second never completes, so it is not traffic: the
 		// inactivity timeout (REFERENCE §5.5 #50) cuts the stream.

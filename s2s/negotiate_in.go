@@ -39,7 +39,7 @@ func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool
 	defer func() {
 		if err != nil {
 			if ctx.Err() != nil {
-				owned.timeoutError(ctx, err, directTLS, inHeader)
+				owned.timeoutError(ctx, err, !directTLS || owned.tls != nil, inHeader)
 			}
 			_ = conn.Close()
 			neg.cancel()
@@ -332,17 +332,22 @@ func (st *stream) recvPairs() map[pair]AuthMethod {
 // gateway's StreamEstablishmentTimeout, or the server closing) cut it and
 // no stream error was sent yet: connection-timeout (RFC 6120 §4.9.3.4) or
 // system-shutdown (§4.9.3.19), after our stream header if it was not
-// sent (§4.9.1.1). Nothing is written while the transport is not
-// carrying XML (a TLS handshake in progress or failed). The write gets a
-// short deadline of its own: a peer that does not read cannot hold it.
-func (st *stream) timeoutError(ctx context.Context, err error, directTLS, needHeader bool) {
+// sent (§4.9.1.1). Nothing is written unless xmlOK (the transport
+// carries XML: not a direct TLS connection before its handshake), nor
+// during or after a failed TLS handshake. The write gets a short deadline
+// of its own: a peer that does not read cannot hold it. Inbound and
+// outbound negotiations both use it.
+func (st *stream) timeoutError(ctx context.Context, err error, xmlOK, needHeader bool) {
 	var sent *sentError
 	var ne *NegotiationError
-	if st == nil || st.w == nil || errors.As(err, &sent) || (errors.As(err, &ne) && ne.Step == "tls") || (directTLS && st.tls == nil) {
+	if st == nil || st.w == nil || !xmlOK || errors.As(err, &sent) || (errors.As(err, &ne) && ne.Step == "tls") {
 		return
 	}
 	cond, text := streamerr.ConnectionTimeout, "stream negotiation took too long"
 	if !errors.Is(context.Cause(ctx), errNegotiationTimeout) {
+		if st.dir == Outbound {
+			return // our own cancellation (Close, a dial given up): just close
+		}
 		cond, text = streamerr.SystemShutdown, "server shutting down"
 	}
 	_ = st.conn.SetDeadline(time.Now().Add(timeoutErrorWrite))

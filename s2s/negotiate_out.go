@@ -37,9 +37,14 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 	}
 	st.r = wire.NewReader(st.io(conn), s.wireLimits(gw))
 	st.w = wire.NewWriter(st.io(conn))
-	neg := st.neg
+	neg, owned := st.neg, st // st itself is nil on error returns
 	defer func() {
 		if err != nil {
+			if ctx.Err() != nil {
+				// Our header always goes out before we read; a peer too
+				// slow for the establishment timeout hears why.
+				owned.timeoutError(ctx, err, !directTLS || owned.tls != nil, false)
+			}
 			_ = conn.Close()
 			neg.cancel()
 			err = ctxErr(ctx, err)
