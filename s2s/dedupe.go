@@ -15,13 +15,14 @@ import (
 // sends the stanzas we had not acknowledged again on a new stream; the
 // ones we had handled already must not reach the Handler twice. The
 // Server keeps, per remote domain, the keys of the stanzas it handled
-// lately (the last dedupeMax, for at most dedupeAge on the Server's
-// clock), and drops a stanza whose key was recorded on ANOTHER stream.
+// lately that the peer may resend (the last dedupeMax, for at most
+// dedupeAge on the Server's clock), and drops a stanza whose key was
+// recorded on ANOTHER stream.
 // The trade-offs are in doc.go ("Resends").
 const (
 	dedupeMax   = 4096            // keys kept per remote domain
 	dedupeAge   = 5 * time.Minute // how long a key is kept (a few maxRetry-scale reconnects)
-	dedupeSweep = 1024            // records between sweeps of idle domains
+	dedupeSweep = 1024            // checks between sweeps of idle domains
 )
 
 // dedupeState is the Server's record of recently handled stanzas; the
@@ -31,8 +32,11 @@ type dedupeState struct {
 	seed  maphash.Seed
 	init  bool
 	peers map[string]*dedupeRing // remote domain -> its recent keys
-	ops   int                    // records since the last sweep
-	drops atomic.Uint64          // resent stanzas dropped
+	ops   int                    // checks since the last sweep
+	// entries counts the keys recorded over all domains, so that the
+	// check is one atomic load while nothing is recorded.
+	entries atomic.Int64
+	drops   atomic.Uint64 // resent stanzas dropped
 }
 
 // dedupeEntry is one handled stanza: the hash of its key, the hash of the
@@ -54,47 +58,72 @@ type dedupeRing struct {
 
 // resent reports whether stz, received on st, is a resend of a stanza
 // already handled on another stream from the same domain, and records it
-// otherwise. A stanza without an id is never a resend (nothing tells two
-// of them apart). A dropped stanza is logged at Debug and counted.
+// otherwise when the peer may resend it: only stanzas counted for
+// XEP-0198 acknowledgements (rt.smEnabled, the flag the read loop counts
+// h under) can come again. A stanza without an id is never a resend
+// (nothing tells two of them apart). A dropped stanza is logged at Debug
+// and counted. While nothing is recorded (no stream with XEP-0198 in the
+// last dedupeAge) the check costs an atomic load.
 func (s *Server) resent(st *stream, stz *Stanza) bool {
 	if stz.ID == "" {
 		return false
 	}
+	rt := st.rt
+	rt.mu.Lock()
+	counted := rt.smEnabled
+	rt.mu.Unlock()
 	d := &s.dedupe
+	if !counted && d.entries.Load() == 0 {
+		return false
+	}
 	now := s.clock.Now().UnixNano()
+	old := now - int64(dedupeAge)
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if !d.init {
 		d.seed, d.init = maphash.MakeSeed(), true
 		d.peers = make(map[string]*dedupeRing)
 	}
-	key := d.key(stz)
-	sid := maphash.String(d.seed, st.id)
+	if d.ops++; d.ops >= dedupeSweep {
+		d.ops = 0
+		for dom, pr := range d.peers {
+			if d.expire(pr, old); pr.n == 0 {
+				delete(d.peers, dom)
+			}
+		}
+	}
 	r := d.peers[stz.srcDomain]
 	if r == nil {
+		if !counted {
+			return false
+		}
 		r = &dedupeRing{idx: make(map[uint64]int32)}
 		d.peers[stz.srcDomain] = r
 	}
-	old := now - int64(dedupeAge)
-	r.expire(old)
+	d.expire(r, old)
+	key := d.key(stz)
+	sid := maphash.String(d.seed, st.id)
 	if i, ok := r.idx[key]; ok && r.ents[i].stream != sid {
-		d.mu.Unlock()
 		d.drops.Add(1)
 		s.log.LogAttrs(context.Background(), slog.LevelDebug, "s2s resent stanza dropped: handled already on another stream",
 			slog.String("from", stz.From.String()), slog.String("to", stz.To.String()),
 			slog.String("kind", stz.Kind), slog.String("id", stz.ID), slog.String("remote", st.remote))
 		return true
 	}
-	r.push(dedupeEntry{key: key, stream: sid, at: now})
-	if d.ops++; d.ops >= dedupeSweep {
-		d.ops = 0
-		for dom, pr := range d.peers {
-			if pr.expire(old); pr.n == 0 {
-				delete(d.peers, dom)
-			}
-		}
+	if counted {
+		n := r.n
+		r.push(dedupeEntry{key: key, stream: sid, at: now})
+		d.entries.Add(int64(r.n - n))
 	}
-	d.mu.Unlock()
 	return false
+}
+
+// expire drops r's entries recorded before the Unix nanosecond before and
+// keeps the total count (d.mu is held).
+func (d *dedupeState) expire(r *dedupeRing, before int64) {
+	n := r.n
+	r.expire(before)
+	d.entries.Add(int64(r.n - n))
 }
 
 // key hashes what identifies a stanza across streams: kind, whether it is

@@ -105,22 +105,26 @@
 // not acknowledged when its stream was lost; some of them we may have
 // handed to the Handler already. The Server therefore keeps, per remote
 // domain, a hash of (kind, error or not, from, to, id) of each stanza it
-// handled, the last 4096 for at most 5 minutes on its clock, and drops a
-// stanza whose key it recorded on another stream (logged at Debug). A
-// stanza without an id is never dropped: nothing tells a resend from a
-// new one. The check runs on every stanza (a map look-up under a
-// per-Server mutex, no allocation once a domain's record is full) rather than only after a stream ended
-// uncleanly, because the receiving side often learns of the loss after
-// the sender: a half-open stream still looks alive here while its resends
-// arrive on the new one. RFC 6120 §8.1.3 guarantees an id unique only
-// within its stream, so a false positive is possible: a distinct stanza
-// with the same kind, full from and to addresses and id, arriving on
-// another stream of the same domain within 5 minutes. It would be dropped
-// silently, as a resend is; with the random ids servers and clients
-// generate this needs the same sender to reuse an id towards the same
-// full address, and repeats on the same stream (a sender that numbers
-// its stanzas per stream) are never dropped. A sender without XEP-0198
-// resends nothing, so only such a false positive could be dropped.
+// handled that the peer may resend (those counted for XEP-0198 acks), the
+// last 4096 for at most 5 minutes on its clock, and drops a stanza whose
+// key it recorded on another stream (logged at Debug; it is still
+// acknowledged, so the peer stops resending it). A stanza without an id
+// is never dropped: nothing tells a resend from a new one. Every stanza
+// with an id is checked while anything is recorded, whether or not its
+// stream uses XEP-0198 and whether or not the old stream ended
+// uncleanly: the receiving side often learns of the loss after the
+// sender (a half-open stream still looks alive here while the resends
+// arrive on the new one). While nothing is recorded the check is one
+// atomic load. RFC 6120 §8.1.3 guarantees an id unique only within its
+// stream, so a false positive is possible: a distinct stanza with the
+// same kind, full from and to addresses and id, arriving on another
+// stream of the same domain within 5 minutes of one recorded. It would be
+// dropped silently, as a resend is; with the random ids servers and
+// clients generate this needs the same sender to reuse an id towards the
+// same full address, and a repeat on the same stream (a sender that
+// numbers its stanzas per stream) is never dropped. Our inbound streams
+// do not offer XEP-0198, so today only stanzas a peer sends over our
+// outbound (bidi) streams are recorded.
 //
 // # Lifecycle and observation
 //

@@ -57,3 +57,7 @@ func CommonSettings() policy.Settings { return policy.Settings{SASL: policy.Opti
 func DialbackKey(secret []byte, receiving, originating, streamID string) string {
 	return dialbackKey(secret, receiving, originating, streamID)
 }
+
+// ResentDropped reports how many XEP-0198 resends of stanzas already
+// handled s dropped (dedupe.go).
+func ResentDropped(s *Server) uint64 { return s.dedupe.drops.Load() }

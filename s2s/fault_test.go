@@ -350,37 +350,73 @@ func count(ta *tally) int {
 	return len(ta.got)
 }
 
-// TestFaultResendDedupe: a sending server whose stream died before our
-// <a/> reached it resends, on a new stream, stanzas we already handled:
-// the Handler sees each id once. Stanzas without an id are never
-// dropped; the same stanza repeated on one stream is not either (ids are
-// unique per stream only, RFC 6120 §8.1.3).
+// TestFaultResendDedupe: XEP-0198 resend deduplication through a real
+// stream. Our outbound stream to b.example (a scripted peer offering
+// XEP-0198 and XEP-0288 bidi) carries the peer's stanzas to us, counted
+// for acks. The peer's connection dies after our Handler took its
+// stanzas but before our <a/> could reach it (it asks with <r/> and
+// resets the connection without reading): on the next stream it resends
+// all of them, then new ones. Our Handler must see each id exactly once.
+// A stanza without an id is never dropped, and a repeat on the same
+// stream is not either (ids are unique per stream only, RFC 6120 §8.1.3).
+// Our inbound streams do not offer XEP-0198, so this is the only way a
+// peer may resend to us today.
 func TestFaultResendDedupe(t *testing.T) {
 	h := newHarness(t)
 	ta := newTally()
-	b := h.faultNode("b.example", ta, nil, nil)
-	h.node("a.example", nodeOpt{}) // a.example's certificate and DNS
-	bn := &node{srv: b.srv, domain: "b.example", addr: b.l.Addr().String()}
+	a := h.faultNode("a.example", ta, nil, nil)
+	f := h.newFakeRecv("b.example", true)
 	const n = 50
-	stanzaXML := func(i int) string {
-		return "<message xmlns='jabber:server' from='u@a.example/r' to='v@b.example' id='d" + strconv.Itoa(i) + "'><body>x</body></message>"
+	in := func(i int) string {
+		return "<message xmlns='jabber:server' from='v@b.example/r' to='u@a.example' id='d" + strconv.Itoa(i) + "'><body>x</body></message>"
 	}
-	p1 := h.rawPeer("a.example", bn)
+	noID := "<message xmlns='jabber:server' from='v@b.example/r' to='u@a.example'><body>no id</body></message>"
+	open := func(id string) *fakeConn {
+		t.Helper()
+		if err := a.srv.Send(context.Background(), idMsg(t, "u@a.example", "v@b.example", id)); err != nil {
+			t.Fatal(err)
+		}
+		fc := f.accept()
+		fc.expect(wire.NSSM, "enable")
+		fc.write("<enabled xmlns='" + wire.NSSM + "'/>")
+		return fc
+	}
+	fc := open("out1")
 	for i := range n {
-		p1.write(stanzaXML(i))
+		fc.write(in(i))
 	}
-	p1.write("<message xmlns='jabber:server' from='u@a.example/r' to='v@b.example'><body>no id</body></message>")
-	p1.write(stanzaXML(0)) // a repeat on the same stream: delivered
+	fc.write(noID)
+	fc.write(in(0)) // a repeat on the same stream: delivered
 	waitCount(t, ta, "d"+strconv.Itoa(n-1), 1)
-	// The stream dies with our acks unsent: the peer resends all of it,
-	// then goes on.
-	_ = p1.conn.Close()
-	p2 := h.rawPeer("a.example", bn)
-	for i := range n + 1 {
-		p2.write(stanzaXML(i))
+	waitCount(t, ta, "d0", 2)
+	// Ask for the ack and die before it can arrive: reset, both
+	// directions.
+	fc.write("<r xmlns='" + wire.NSSM + "'/>")
+	if tc, ok := fc.conn.(*tls.Conn); ok {
+		if raw, ok := tc.NetConn().(*net.TCPConn); ok {
+			_ = raw.SetLinger(0)
+		}
 	}
-	p2.write("<message xmlns='jabber:server' from='u@a.example/r' to='v@b.example'><body>no id</body></message>")
+	_ = fc.conn.Close()
+	waitNoStream(t, a.srv, "b.example")
+	fc2 := open("out2")
+	for i := range n + 1 {
+		fc2.write(in(i))
+	}
+	fc2.write(noID)
 	waitCount(t, ta, "d"+strconv.Itoa(n), 1)
+	fc2.write("<r xmlns='" + wire.NSSM + "'/>")
+	for {
+		// Every stanza, dropped ones included, is acknowledged: the
+		// peer must not send them a third time.
+		el := fc2.next()
+		if el.Name.Space == wire.NSSM && el.Name.Local == "a" {
+			if got := el.AttrValue("h"); got != strconv.Itoa(n+2) {
+				t.Errorf("second stream acknowledged h=%s, want %d", got, n+2)
+			}
+			break
+		}
+	}
 	ta.mu.Lock()
 	defer ta.mu.Unlock()
 	for i := range n + 1 {
@@ -394,6 +430,10 @@ func TestFaultResendDedupe(t *testing.T) {
 	}
 	if got := ta.got[""]; got != 2 {
 		t.Errorf("stanzas without an id handled %d times, want 2 (never deduplicated)", got)
+	}
+	t.Logf("resent stanzas dropped: %d", s2s.ResentDropped(a.srv))
+	if got := s2s.ResentDropped(a.srv); got != n {
+		t.Errorf("ResentDropped = %d, want %d", got, n)
 	}
 }
 
