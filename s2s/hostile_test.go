@@ -339,6 +339,23 @@ func hostileCases() []hostileCase {
 		{"huge-attribute", oversized("<message from='e@evil.example' to='v@b.example' x='", "a", hugeStanza)},
 		{"huge-text-node", oversized("<message from='e@evil.example' to='v@b.example'><body>", "t", hugeStanza)},
 		{"stanza-100MiB", oversized("<message from='e@evil.example' to='v@b.example'>", "<body>0123456789abcdef</body>", hugeStanza)},
+		// The stream header itself is bounded (wire.Limits.MaxHeaderBytes,
+		// 16 KiB): a header with a huge attribute is cut before it ends,
+		// after our header (RFC 6120 §4.9.1.1), with policy-violation.
+		{"huge-stream-header", func(t *testing.T, h *harness) {
+			var in inCounter
+			b := h.node("b.example", nodeOpt{mod: countIn(&in)})
+			p := dialRaw(t, b)
+			hdr := header("evil.example", "b.example")
+			wait := pump(p.conn, "<?xml version='1.0'?>"+hdr[:len(hdr)-1]+" x='", []byte(strings.Repeat("h", 32<<10)), hugeStanza)
+			got := p.readUntilClosed()
+			sent := wait()
+			expectClosedWith(t, got, "policy-violation")
+			if r := in.n.Load(); r > readSlack || sent >= hugeStanza {
+				t.Errorf("read %d bytes of header (peer wrote %d)", r, sent)
+			}
+			nothingHandled(t, b)
+		}},
 		// Nesting beyond Limits.MaxDepth: policy-violation at the first
 		// element too deep, not after reading 10 000 levels.
 		{"deep-nesting-10000", func(t *testing.T, h *harness) {
