@@ -219,27 +219,12 @@ func decodeTree(root *node, err error, hints addrHints, pm PresenceMapper) (Stan
 // header reads the stanza's from, to, id and xml:lang; a hint that is
 // what its attribute parses to is taken instead of parsing it again.
 func (d *decoder) header(hints addrHints) error {
-	for _, f := range [...]struct {
-		name string
-		dst  *jid.JID
-		hint jid.JID
-	}{{"from", &d.from, hints.from}, {"to", &d.to, hints.to}} {
-		v, ok := d.root.get(f.name)
-		if !ok {
-			// RFC 6120 §8.1.1.1, §8.1.2.1: both are required between
-			// servers.
-			return badRequest("The stanza has no '%s' address", f.name)
-		}
-		if hints.set && hintHolds(f.hint, v) {
-			*f.dst = f.hint
-			continue
-		}
-		j, err := parseJID(v)
-		if err != nil {
-			// RFC 6120 §8.3.3.8, RFC 7622.
-			return stanzaErr(stanza.Modify, stanza.JIDMalformed, "The '%s' address %s is not a valid JID: %v", f.name, quote(v), err)
-		}
-		*f.dst = j
+	var err error
+	if d.from, err = d.addr("from", hints.set, hints.from); err != nil {
+		return err
+	}
+	if d.to, err = d.addr("to", hints.set, hints.to); err != nil {
+		return err
 	}
 	d.id, _ = d.root.get("id")
 	if err := checkText(d.id); err != nil {
@@ -252,6 +237,26 @@ func (d *decoder) header(hints addrHints) error {
 		d.lang = l
 	}
 	return nil
+}
+
+// addr reads the address attribute name, taking hint for it when useHint
+// is set and the hint is what the attribute parses to.
+func (d *decoder) addr(name string, useHint bool, hint jid.JID) (jid.JID, error) {
+	v, ok := d.root.get(name)
+	if !ok {
+		// RFC 6120 §8.1.1.1, §8.1.2.1: both are required between
+		// servers.
+		return jid.JID{}, badRequest("The stanza has no '%s' address", name)
+	}
+	if useHint && hintHolds(hint, v) {
+		return hint, nil
+	}
+	j, err := parseJID(v)
+	if err != nil {
+		// RFC 6120 §8.3.3.8, RFC 7622.
+		return jid.JID{}, stanzaErr(stanza.Modify, stanza.JIDMalformed, "The '%s' address %s is not a valid JID: %v", name, quote(v), err)
+	}
+	return j, nil
 }
 
 // is reports whether n is the element local in the stanza's namespace.

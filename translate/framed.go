@@ -27,18 +27,12 @@ type framedScope struct {
 	depth       int // the depth of the element that declared it
 }
 
-// framedParser is the state of parseFramed.
+// framedParser is parseFramed's cursor. The namespace scope and the
+// scratch attributes are passed around as slices instead of being kept
+// here, so that their arrays stay on parseFramed's stack.
 type framedParser struct {
-	raw   []byte
-	i     int
-	scope []framedScope
-	// attrs is the scratch list of one start tag's raw attributes.
-	attrs []framedAttr
-	// scopeBuf, stackBuf and attrBuf keep the slices above off the heap
-	// for ordinary stanzas.
-	scopeBuf [8]framedScope
-	stackBuf [8]*node
-	attrBuf  [8]framedAttr
+	raw []byte
+	i   int
 }
 
 // framedAttr is an attribute as written: its qualified name split at the
@@ -58,22 +52,27 @@ func errFramed(what string) error {
 // framer accepts, the same errors (depth beyond maxDepth). On an error
 // after the start tag it still returns the root.
 func parseFramed(raw []byte) (*node, error) {
+	// Room for ordinary stanzas' declarations, attributes and depth
+	// without growing.
+	var (
+		scopeBuf [4]framedScope
+		attrBuf  [8]framedAttr
+		stackBuf [8]*node
+	)
 	p := &framedParser{raw: raw}
-	p.scope = p.scopeBuf[:0]
-	p.attrs = p.attrBuf[:0]
+	scope, attrs := scopeBuf[:0], attrBuf[:0]
 	p.skipSpace()
 	if p.i >= len(raw) || raw[p.i] != '<' {
 		return nil, badRequest("Not an XML stanza: %s", "no start tag")
 	}
-	root, self, err := p.startTag(1)
+	root, self, scope, attrs, err := p.startTag(1, scope, attrs)
 	if err != nil {
 		return nil, badRequest("Not an XML stanza: %v", err)
 	}
 	if self {
-		p.popScope(1)
 		return root, p.rest()
 	}
-	stack := append(p.stackBuf[:0], root)
+	stack := append(stackBuf[:0], root)
 	for len(stack) > 0 {
 		top := stack[len(stack)-1]
 		if p.i >= len(raw) {
@@ -91,7 +90,7 @@ func parseFramed(raw []byte) (*node, error) {
 			if err := p.endTag(); err != nil {
 				return root, err
 			}
-			p.popScope(len(stack))
+			scope = popScope(scope, len(stack))
 			stack = stack[:len(stack)-1]
 		case len(rest) >= 9 && string(rest[:9]) == "<![CDATA[":
 			end := bytes.Index(rest[9:], []byte("]]>"))
@@ -106,14 +105,13 @@ func parseFramed(raw []byte) (*node, error) {
 			if len(stack) >= maxDepth {
 				return root, badRequest("The stanza nests elements deeper than %d", maxDepth)
 			}
-			n, self, err := p.startTag(len(stack) + 1)
+			var n *node
+			n, self, scope, attrs, err = p.startTag(len(stack)+1, scope, attrs)
 			if err != nil {
 				return root, errFramed(err.Error())
 			}
 			top.kids = append(top.kids, n)
-			if self {
-				p.popScope(len(stack) + 1)
-			} else {
+			if !self {
 				stack = append(stack, n)
 			}
 		}
@@ -169,20 +167,20 @@ type errorString string
 
 func (e errorString) Error() string { return string(e) }
 
-// startTag reads a start tag at depth (the stanza is 1), declares its
-// namespaces and returns its node.
-func (p *framedParser) startTag(depth int) (*node, bool, error) {
+// startTag reads a start tag at depth (the stanza is 1), adds its
+// namespace declarations to scope and returns its node, and scope and
+// attrs (the scratch list of the tag's attributes) as they grew.
+func (p *framedParser) startTag(depth int, scope []framedScope, attrs []framedAttr) (n *node, self bool, _ []framedScope, _ []framedAttr, err error) {
 	p.i++ // '<'
 	prefix, local, err := p.name()
 	if err != nil {
-		return nil, false, err
+		return nil, false, scope, attrs, err
 	}
-	p.attrs = p.attrs[:0]
-	self := false
+	attrs = attrs[:0]
 	for {
 		p.skipSpace()
 		if p.i >= len(p.raw) {
-			return nil, false, errorString("the start tag is not closed")
+			return nil, false, scope, attrs, errorString("the start tag is not closed")
 		}
 		c := p.raw[p.i]
 		if c == '>' {
@@ -191,7 +189,7 @@ func (p *framedParser) startTag(depth int) (*node, bool, error) {
 		}
 		if c == '/' {
 			if p.i+1 >= len(p.raw) || p.raw[p.i+1] != '>' {
-				return nil, false, errorString("'/' in a start tag")
+				return nil, false, scope, attrs, errorString("'/' in a start tag")
 			}
 			p.i += 2
 			self = true
@@ -199,45 +197,48 @@ func (p *framedParser) startTag(depth int) (*node, bool, error) {
 		}
 		ap, al, err := p.name()
 		if err != nil {
-			return nil, false, err
+			return nil, false, scope, attrs, err
 		}
 		p.skipSpace()
 		if p.i >= len(p.raw) || p.raw[p.i] != '=' {
-			return nil, false, errorString("an attribute has no value")
+			return nil, false, scope, attrs, errorString("an attribute has no value")
 		}
 		p.i++
 		p.skipSpace()
 		v, err := p.attrValue()
 		if err != nil {
-			return nil, false, err
+			return nil, false, scope, attrs, err
 		}
-		p.attrs = append(p.attrs, framedAttr{prefix: ap, local: al, value: v})
+		attrs = append(attrs, framedAttr{prefix: ap, local: al, value: v})
 	}
 	// Declarations first: they apply to the tag's own names
 	// (encoding/xml's Token does the same).
-	for _, a := range p.attrs {
+	for _, a := range attrs {
 		switch {
 		case a.prefix == "xmlns":
-			p.scope = append(p.scope, framedScope{prefix: a.local, uri: a.value, depth: depth})
+			scope = append(scope, framedScope{prefix: a.local, uri: a.value, depth: depth})
 		case a.prefix == "" && a.local == "xmlns":
-			p.scope = append(p.scope, framedScope{prefix: "", uri: a.value, depth: depth})
+			scope = append(scope, framedScope{prefix: "", uri: a.value, depth: depth})
 		}
 	}
-	n := &node{name: xml.Name{Space: p.resolve(prefix, local, true), Local: local}}
-	if len(p.attrs) > 0 {
-		n.attr = make([]xml.Attr, len(p.attrs))
-		for k, a := range p.attrs {
-			n.attr[k] = xml.Attr{Name: xml.Name{Space: p.resolve(a.prefix, a.local, false), Local: a.local}, Value: a.value}
+	n = &node{name: xml.Name{Space: resolve(scope, prefix, local, true), Local: local}}
+	if len(attrs) > 0 {
+		n.attr = make([]xml.Attr, len(attrs))
+		for k, a := range attrs {
+			n.attr[k] = xml.Attr{Name: xml.Name{Space: resolve(scope, a.prefix, a.local, false), Local: a.local}, Value: a.value}
 		}
 	}
-	return n, self, nil
+	if self {
+		scope = popScope(scope, depth)
+	}
+	return n, self, scope, attrs, nil
 }
 
 // resolve returns the namespace of a name as encoding/xml's Decoder.Token
 // gives it: prefixed names take the prefix's URI (xml is the XML
 // namespace, xmlns stays xmlns), unprefixed elements the default
 // namespace, unprefixed attributes none.
-func (p *framedParser) resolve(prefix, local string, elem bool) string {
+func resolve(scope []framedScope, prefix, local string, elem bool) string {
 	switch {
 	case prefix == "xmlns":
 		return prefix
@@ -248,19 +249,20 @@ func (p *framedParser) resolve(prefix, local string, elem bool) string {
 	case prefix == "" && local == "xmlns":
 		return ""
 	}
-	for k := len(p.scope) - 1; k >= 0; k-- {
-		if p.scope[k].prefix == prefix {
-			return p.scope[k].uri
+	for k := len(scope) - 1; k >= 0; k-- {
+		if scope[k].prefix == prefix {
+			return scope[k].uri
 		}
 	}
 	return prefix // unbound: encoding/xml leaves the prefix ("" for none)
 }
 
 // popScope drops the declarations of the element at depth.
-func (p *framedParser) popScope(depth int) {
-	for len(p.scope) > 0 && p.scope[len(p.scope)-1].depth >= depth {
-		p.scope = p.scope[:len(p.scope)-1]
+func popScope(scope []framedScope, depth int) []framedScope {
+	for len(scope) > 0 && scope[len(scope)-1].depth >= depth {
+		scope = scope[:len(scope)-1]
 	}
+	return scope
 }
 
 // endTag reads an end tag (the framer matched it with its start tag).

@@ -73,6 +73,34 @@ type state struct {
 	locks map[pairKey]*pairLock
 	// maxPairs bounds convs and refreshed (0: defaultMaxPairs).
 	maxPairs int
+	// keys remembers the last few pair keys built, so that the messages
+	// of a conversation do not build the same strings every time.
+	keys pairKeys
+}
+
+// pairKeys is a small cache of pairOf; it belongs to the state (s.mu
+// held).
+type pairKeys struct {
+	local, remote [pairKeysSize]jid.JID // bare
+	keys          [pairKeysSize]pairKey
+	next          int
+}
+
+// pairKeysSize is small: a few conversations at once hit it.
+const pairKeysSize = 4
+
+// of returns pairOf(local, remote), from the cache when it has it.
+func (c *pairKeys) of(local, remote jid.JID) pairKey {
+	local, remote = local.Bare(), remote.Bare()
+	for i := range c.keys {
+		if c.keys[i].local != "" && c.local[i].Equal(local) && c.remote[i].Equal(remote) {
+			return c.keys[i]
+		}
+	}
+	k := pairOf(local, remote)
+	c.local[c.next], c.remote[c.next], c.keys[c.next] = local, remote, k
+	c.next = (c.next + 1) % pairKeysSize
+	return k
 }
 
 // contact is what the Translator knows of one remote contact's presence,
@@ -128,6 +156,12 @@ func (t *Translator) ready() error {
 	t.st.init()
 	t.st.mu.Unlock()
 	return nil
+}
+
+// logs reports whether a record at level would be written (never without
+// a Logger), so that a hot path builds its attributes only then.
+func (t *Translator) logs(ctx context.Context, level slog.Level) bool {
+	return t.Logger != nil && t.Logger.Enabled(ctx, level)
 }
 
 func (t *Translator) log() *slog.Logger {
@@ -309,15 +343,23 @@ func refusal(d policy.Decision) stanza.Error {
 
 func (t *Translator) inMessage(ctx context.Context, raw []byte, m *Message) ([][]byte, error) {
 	local, remote := m.To.Bare(), m.From
-	attrs := []slog.Attr{
-		slog.String("from", remote.String()), slog.String("to", local.String()),
-		slog.String("id", m.ID), slog.Int("size", len(raw)),
-	}
-	if t.LogBodies {
-		attrs = append(attrs, slog.String("body", m.Body))
+	// The attributes are built only for a record that is written: this is
+	// the path of every inbound message.
+	logMsg := func(level slog.Level, msg string, extra ...slog.Attr) {
+		if !t.logs(ctx, level) {
+			return
+		}
+		attrs := []slog.Attr{
+			slog.String("from", remote.String()), slog.String("to", local.String()),
+			slog.String("id", m.ID), slog.Int("size", len(raw)),
+		}
+		if t.LogBodies {
+			attrs = append(attrs, slog.String("body", m.Body))
+		}
+		t.Logger.LogAttrs(ctx, level, msg, append(attrs, extra...)...)
 	}
 	if len(raw) > t.maxMessage() {
-		t.log().LogAttrs(ctx, slog.LevelDebug, "translate: inbound message too large", attrs...)
+		logMsg(slog.LevelDebug, "translate: inbound message too large")
 		return t.bounce(raw, StanzaError(ErrTooLarge))
 	}
 	st, err := t.Roster.State(ctx, local, remote.Bare())
@@ -329,24 +371,24 @@ func (t *Translator) inMessage(ctx context.Context, raw []byte, m *Message) ([][
 		return t.internal(ctx, raw, "Gate.Inbound", err)
 	}
 	if dec.Verdict != policy.Deliver {
-		t.log().LogAttrs(ctx, slog.LevelDebug, "translate: inbound message refused by policy", append(attrs, slog.Any("err", dec.Err))...)
+		logMsg(slog.LevelDebug, "translate: inbound message refused by policy", slog.Any("err", dec.Err))
 		return t.bounce(raw, refusal(dec))
 	}
-	mm := *m
-	mm.To = local
-	if err := t.Host.DeliverMessage(ctx, &mm); err != nil {
+	// m is the Translator's own (decoded from raw): the Host gets it.
+	m.To = local
+	if err := t.Host.DeliverMessage(ctx, m); err != nil {
 		se := StanzaError(err)
 		level := slog.LevelDebug
 		if se.Condition == stanza.InternalServerError {
 			level = slog.LevelWarn
 		}
-		t.log().LogAttrs(ctx, level, "translate: Host.DeliverMessage failed", append(attrs, slog.Any("err", err))...)
+		logMsg(level, "translate: Host.DeliverMessage failed", slog.Any("err", err))
 		return t.bounce(raw, se)
 	}
 	t.st.mu.Lock()
-	t.st.convs.set(pairOf(local, remote), remote)
+	t.st.convs.set(t.st.keys.of(local, remote), remote)
 	t.st.mu.Unlock()
-	t.log().LogAttrs(ctx, slog.LevelDebug, "translate: message delivered", attrs...)
+	logMsg(slog.LevelDebug, "translate: message delivered")
 	return nil, nil
 }
 
@@ -799,7 +841,7 @@ func (t *Translator) outMessage(ctx context.Context, m *Message) ([]Encoded, err
 	mm := *m
 	if mm.To.Resourcepart() == "" {
 		t.st.mu.Lock()
-		if full, ok := t.st.convs.get(pairOf(mm.From, mm.To)); ok {
+		if full, ok := t.st.convs.get(t.st.keys.of(mm.From, mm.To)); ok {
 			mm.To = full
 		}
 		t.st.mu.Unlock()
@@ -811,11 +853,13 @@ func (t *Translator) outMessage(ctx context.Context, m *Message) ([]Encoded, err
 	if len(e.Raw) > t.maxMessage() {
 		return nil, fmt.Errorf("%w: %d bytes encoded, at most %d", ErrTooLarge, len(e.Raw), t.maxMessage())
 	}
-	attrs := []slog.Attr{slog.String("from", mm.From.String()), slog.String("to", mm.To.String()), slog.String("id", mm.ID), slog.Int("size", len(e.Raw))}
-	if t.LogBodies {
-		attrs = append(attrs, slog.String("body", mm.Body))
+	if t.logs(ctx, slog.LevelDebug) {
+		attrs := []slog.Attr{slog.String("from", mm.From.String()), slog.String("to", mm.To.String()), slog.String("id", mm.ID), slog.Int("size", len(e.Raw))}
+		if t.LogBodies {
+			attrs = append(attrs, slog.String("body", mm.Body))
+		}
+		t.Logger.LogAttrs(ctx, slog.LevelDebug, "translate: outbound message", attrs...)
 	}
-	t.log().LogAttrs(ctx, slog.LevelDebug, "translate: outbound message", attrs...)
 	return []Encoded{e}, nil
 }
 
