@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
 	"os"
@@ -38,6 +39,7 @@ type soakConfig struct {
 	wave        int           // domains whose subscriptions are set up at once
 	sample      time.Duration // sampling period of the memory curve
 	out         string        // JSON lines file (XMPPFED_SOAK_OUT), "" for none
+	log         string        // debug log of every server (XMPPFED_SOAK_LOG), "" for none
 	rssBound    float64       // last third's mean RSS at most (1+rssBound) x the middle third's
 	rssAssertAt time.Duration // the RSS bound is asserted from this duration on
 }
@@ -69,7 +71,7 @@ func soakEnv(t *testing.T) soakConfig {
 	c := soakConfig{
 		domains: soakDefaultDomains, users: soakDefaultUsers, duration: soakDefaultDuration,
 		rate: soakDefaultRate, drain: soakDefaultDrain, setup: time.Minute, wave: 50,
-		out: os.Getenv("XMPPFED_SOAK_OUT"), rssBound: soakRSSBound, rssAssertAt: soakRSSAssertAt,
+		out: os.Getenv("XMPPFED_SOAK_OUT"), log: os.Getenv("XMPPFED_SOAK_LOG"), rssBound: soakRSSBound, rssAssertAt: soakRSSAssertAt,
 	}
 	num := func(name string, v *int, lo, hi int) {
 		s := os.Getenv(name)
@@ -359,6 +361,18 @@ func thirds(samples []soakSample) (middle, last float64, ok bool) {
 		return sum / float64(len(s))
 	}
 	return mean(samples[n/3 : 2*n/3]), mean(samples[2*n/3:]), true
+}
+
+// lockedWriter serializes writes from many loggers to one file.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // ---- The host's Backend ----

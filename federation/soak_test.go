@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"github.com/xmppfed/xmppfed/federation"
 	"github.com/xmppfed/xmppfed/federation/federationtest"
 	"github.com/xmppfed/xmppfed/policy"
+	"github.com/xmppfed/xmppfed/s2s"
 	"github.com/xmppfed/xmppfed/translate"
 )
 
@@ -46,7 +48,8 @@ import (
 // per domain (3), XMPPFED_SOAK_DURATION (2s), XMPPFED_SOAK_RATE operations
 // per second (200), XMPPFED_SOAK_DRAIN (60s, the longest wait for the last
 // deliveries); XMPPFED_SOAK_OUT names a file for the samples and the
-// summary as JSON lines. The full soak:
+// summary as JSON lines; XMPPFED_SOAK_LOG names a file for the debug log
+// of every server (for diagnosis: it is large). The full soak:
 //
 //	XMPPFED_SOAK_DOMAINS=1000 XMPPFED_SOAK_DURATION=5m go test -run TestSoak -v -timeout 30m ./federation/
 func TestSoak(t *testing.T) {
@@ -153,7 +156,9 @@ type soak struct {
 	// Fixed once set up (read concurrently afterwards).
 	hostJIDs    []jid.JID // bare, by host user index
 	remote      []*federationtest.User
-	remoteBare  []jid.JID // bare, by remote user index g
+	domains     []*federationtest.Domain
+	logger      *slog.Logger // XMPPFED_SOAK_LOG, or nil
+	remoteBare  []jid.JID    // bare, by remote user index g
 	domainIndex map[string]int
 	watchers    []uint32 // per host user: its remote watchers (g % hostUsers == k)
 
@@ -254,6 +259,14 @@ func checkDescriptors(t *testing.T, cfg soakConfig) {
 func (s *soak) start() {
 	t, cfg := s.t, s.cfg
 	s.env = federationtest.NewEnv(t)
+	if cfg.log != "" {
+		f, err := os.Create(cfg.log)
+		if err != nil {
+			t.Fatalf("XMPPFED_SOAK_LOG: %v", err)
+		}
+		t.Cleanup(func() { _ = f.Close() }) // after the Env's Close and the host's
+		s.logger = slog.New(slog.NewTextHandler(&lockedWriter{w: f}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	s.backend = &soakBackend{users: make(map[string]bool), s: s}
 	for k := range cfg.hostUsers {
 		j := jid.MustParse(fmt.Sprintf("h%d@%s", k, hostDomain))
@@ -272,6 +285,13 @@ func (s *soak) start() {
 		c.Partners = append(c.Partners, policy.Partner{Domain: soakDomain(i), Type: policy.Federated})
 		s.domainIndex[soakDomain(i)] = i
 	}
+	// One resolver for every server, more patient than dnsdiscotest's
+	// (500 ms, one attempt): with hundreds of domains negotiating at once
+	// on a busy machine, the loopback DNS server can answer late, and a
+	// lookup that times out bounces the stanzas queued for the domain
+	// (remote-server-not-found), which would fail the set-up.
+	res := s.env.Resolver()
+	res.Timeout, res.Attempts = 2*time.Second, 3
 	pol, err := policy.New(context.Background(), policy.NewMemStore(c), &policy.Options{Directory: s.backend})
 	if err != nil {
 		t.Fatal(err)
@@ -280,10 +300,13 @@ func (s *soak) start() {
 		Domains:   []string{hostDomain},
 		TLSConfig: s.env.TLSConfig(hostDomain),
 		Verify:    s.env.Verify(),
-		Resolver:  s.env.Resolver(),
+		Resolver:  res,
 		Policy:    pol,
 		Backend:   s.backend,
 		Metrics:   &s.metrics,
+	}
+	if s.logger != nil {
+		s.srv.Logger = s.logger.With(slog.String("server", hostDomain))
 	}
 	l := s.env.Listen(hostDomain)
 	s.serveDone = make(chan error, 1)
@@ -292,7 +315,16 @@ func (s *soak) start() {
 
 	began := time.Now()
 	for i := range cfg.domains {
-		d := s.env.NewDomain(soakDomain(i), federationtest.Sink(s.remoteStanza))
+		var l *slog.Logger
+		if s.logger != nil {
+			l = s.logger.With(slog.String("server", soakDomain(i)))
+		}
+		opts := []federationtest.DomainOption{
+			federationtest.Sink(s.remoteStanza),
+			federationtest.ConfigureServer(func(srv *s2s.Server) { srv.Resolver, srv.Logger = res, l }),
+		}
+		d := s.env.NewDomain(soakDomain(i), opts...)
+		s.domains = append(s.domains, d)
 		for j := range cfg.users {
 			u := d.User("u" + strconv.Itoa(j))
 			s.remote = append(s.remote, u)
@@ -365,7 +397,8 @@ func (s *soak) setUp() {
 		missing := s.waitSetup(ctx, first*cfg.users, last*cfg.users)
 		cancel()
 		if missing != "" {
-			t.Fatalf("setup: domains %d..%d not subscribed within %v: %s; %s", first, last-1, cfg.setup, missing, &s.setupErrs)
+			s.diagnoseSetup(first*cfg.users, last*cfg.users)
+			t.Fatalf("setup: domains %d..%d not subscribed: %s; %s", first, last-1, missing, &s.setupErrs)
 		}
 	}
 	t.Logf("soak: %d subscriptions both ways in %v", cfg.domains*cfg.users, time.Since(began).Round(time.Millisecond))
@@ -389,11 +422,50 @@ func (s *soak) waitSetup(ctx context.Context, from, to int) string {
 		if len(missing) == 0 {
 			return ""
 		}
+		if n := s.bounces.n.Load(); n > 0 {
+			return fmt.Sprintf("%d missing, first %s; the host bounced: %s", len(missing), strings.Join(missing[:min(len(missing), 5)], ", "), &s.bounces)
+		}
+		for g := from; g < to; g++ {
+			if errs := s.remote[g].Errors(); len(errs) > 0 {
+				return fmt.Sprintf("%d missing, first %s; %s got %v: %v", len(missing), strings.Join(missing[:min(len(missing), 5)], ", "),
+					s.remoteBare[g], errs[0].Err.Condition, errs[0].Err.Text)
+			}
+		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
 			return fmt.Sprintf("%d missing, first %s", len(missing), strings.Join(missing[:min(len(missing), 5)], ", "))
 		}
+	}
+}
+
+// diagnoseSetup logs, for each remote user in [from, to) whose
+// subscription is not complete, what its domain and the host know.
+func (s *soak) diagnoseSetup(from, to int) {
+	t := s.t
+	host := s.srv.Stats()
+	for g := from; g < to; g++ {
+		if s.remoteSees.has(uint64(g)) && s.hostSees.has(uint64(g)) {
+			continue
+		}
+		r, h := s.remoteBare[g], s.hostJIDs[g%s.cfg.hostUsers]
+		st, err := s.backend.State(context.Background(), h, r)
+		var errs []string
+		for _, e := range s.remote[g].Errors() {
+			errs = append(errs, fmt.Sprintf("%s %s to %s: %v %v (local %v)", e.Kind, e.ID, e.From, e.Err.Condition, e.Err.Text, e.Local))
+		}
+		t.Logf("setup: %s (remote sees %v, host told %v): host state %v %v; errors %v",
+			r, s.remoteSees.has(uint64(g)), s.hostSees.has(uint64(g)), st, err, errs)
+		d := s.domains[g/s.cfg.users]
+		for _, si := range d.Server().Stats().Streams {
+			t.Logf("setup:   %s stream %v %s->%s auth %v in %d out %d since %v", d.Name(), si.Direction, si.Local, si.Remote, si.Auth, si.StanzasIn, si.StanzasOut, si.Since.Format(time.StampMicro))
+		}
+		for _, si := range host.Streams {
+			if si.Remote == d.Name() {
+				t.Logf("setup:   host stream %v %s->%s auth %v in %d out %d since %v", si.Direction, si.Local, si.Remote, si.Auth, si.StanzasIn, si.StanzasOut, si.Since.Format(time.StampMicro))
+			}
+		}
+		t.Logf("setup:   %s queued %d, raw %d", d.Name(), d.Server().Stats().Queued, len(d.Raw()))
 	}
 }
 
