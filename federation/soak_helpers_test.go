@@ -475,3 +475,49 @@ func (m *soakMetrics) snapshot() soakStreams {
 		StanzasIn: m.stanzasIn.Load(), StanzasOut: m.stanzasOut.Load(), MaxQueue: m.maxQueue.Load(),
 	}
 }
+
+// TestSoakTables checks the soak's own tables: marks round-trip, bits
+// report a second set, and quantiles land in the right bucket.
+func TestSoakTables(t *testing.T) {
+	for _, c := range []struct {
+		slot uint64
+		sent time.Duration
+	}{{0, 0}, {42, time.Millisecond}, {1 << 40, time.Hour}} {
+		slot, sent, ok := parseMark(mark(c.slot, c.sent))
+		if !ok || slot != c.slot || sent != c.sent {
+			t.Errorf("parseMark(mark(%d, %v)) = %d, %v, %v", c.slot, c.sent, slot, sent, ok)
+		}
+	}
+	for _, s := range []string{"", "setting up", "soak ", "soak 1", "soak x 2", "soak 1 y"} {
+		if _, _, ok := parseMark(s); ok {
+			t.Errorf("parseMark(%q) accepted", s)
+		}
+	}
+
+	b := newBitset(130)
+	if b.set(129) || !b.set(129) || !b.has(129) || b.has(128) {
+		t.Error("bitset: set twice not reported, or the wrong bit")
+	}
+
+	var h histogram
+	for i := 1; i <= 1000; i++ {
+		h.add(time.Duration(i) * time.Millisecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Millisecond}, {0.99, 990 * time.Millisecond}, {1, time.Second}} {
+		got := h.quantile(c.q)
+		if got < c.want || float64(got) > float64(c.want)*(1+1.0/16) {
+			t.Errorf("quantile(%v) = %v, want %v within 1/16 above", c.q, got, c.want)
+		}
+	}
+	for d := time.Duration(0); d < time.Hour; d = d*3/2 + time.Microsecond {
+		if b := bucketOf(d); upper(b) < d || (b > 0 && upper(b-1) > d) {
+			t.Fatalf("bucketOf(%v) = %d, bounds (%v, %v]", d, b, upper(b-1), upper(b))
+		}
+	}
+	if got := h.summary(); got.Count != 1000 || got.Max != 1000 {
+		t.Errorf("summary = %+v", got)
+	}
+}

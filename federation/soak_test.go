@@ -104,10 +104,10 @@ func soakAvailability(i uint8) translate.Availability {
 type soakOp struct {
 	base   uint64 // first slot
 	n      uint32 // slots (deliveries expected)
+	remote int32  // the remote user (-1 for a broadcast)
+	host   int32  // the host user
 	kind   soakKind
 	avail  uint8 // the availability step of a presence
-	host   int32 // the host user
-	remote int32 // the remote user (-1 for a broadcast)
 	failed bool  // Send returned an error: nothing expected
 }
 
@@ -214,6 +214,16 @@ func newSoak(t *testing.T, cfg soakConfig, out *jsonLines) *soak {
 	s.ops = make([]soakOp, s.maxOps)
 	s.delivBits = newBitset(uint64(s.maxOps) * maxW)
 	s.bounceBit = newBitset(uint64(s.maxOps) * maxW)
+	// Write every element of the tables now, so that their pages are
+	// resident from the start: the RSS curve then shows the servers, not
+	// the test's tables filling in.
+	for i := range s.ops {
+		s.ops[i] = soakOp{remote: -1}
+	}
+	for i := range s.delivBits {
+		s.delivBits[i].Store(0)
+		s.bounceBit[i].Store(0)
+	}
 	s.remoteSees, s.hostSees = newBitset(uint64(remoteUsers)), newBitset(uint64(remoteUsers))
 	s.setPhase("start")
 	return s
