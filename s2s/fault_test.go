@@ -215,6 +215,22 @@ func sendN(t *testing.T, srv *s2s.Server, ta *tally, from, to, prefix string, n 
 	return ids
 }
 
+// goroutineBase returns the goroutine count once the servers run (Stats
+// starts each Server's own goroutines, such as its policy watcher, which
+// Serve starts asynchronously).
+func goroutineBase(srvs ...*s2s.Server) int {
+	for _, s := range srvs {
+		s.Stats()
+	}
+	return runtime.NumGoroutine()
+}
+
+// goroutineDump is every goroutine's stack, for a failure message.
+func goroutineDump() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
+
 // goroutinesSettle waits (bounded) until at most base goroutines run and
 // returns the count.
 func goroutinesSettle(base int) int {
@@ -465,7 +481,7 @@ func TestFaultDNS(t *testing.T) {
 	noCache := func(s *s2s.Server) { s.Resolver.CacheSize = -1 }
 	b := h.faultNode("b.example", ta, nil, nil)
 	a := h.faultNode("a.example", ta, noCache, nil)
-	base := runtime.NumGoroutine()
+	base := goroutineBase(a.srv, b.srv)
 	srv := "_xmpp-server._tcp.b.example"
 	srvs := "_xmpps-server._tcp.b.example"
 	type fault struct {
@@ -531,9 +547,11 @@ func TestFaultDNS(t *testing.T) {
 	if r := ta.settle(t, c.srv, ids, time.Second, hang); r.bounced != 20 || r.conds[stanza.RemoteServerTimeout] != 20 {
 		t.Errorf("silent DNS: %s; want 20 bounces with remote-server-timeout", r)
 	}
-	base += 2 // c's Serve and its accept loop
-	if got := goroutinesSettle(base + 8); got > base+8 {
-		t.Errorf("%d goroutines after the DNS faults, %d before (plus c's server): a pile-up", got, base)
+	// What is left: the stream to b of the last recovery (a's read
+	// loop, b's read loop) and c's own goroutines (Serve, its policy
+	// watcher).
+	if got := goroutinesSettle(base + 4); got > base+4 {
+		t.Errorf("%d goroutines after the DNS faults, %d before (plus a stream and c's server): a pile-up:\n%s", got, base, goroutineDump())
 	}
 }
 
@@ -583,7 +601,7 @@ func TestFaultPeerNeverAnswers(t *testing.T) {
 			b := h.faultNode("b.example", ta, nil, nil)
 			a := h.faultNode("a.example", ta, func(s *s2s.Server) { s2s.SetClock(s, fc) },
 				gatewayOpt(0, 30*time.Second, 0))
-			base := runtime.NumGoroutine()
+			base := goroutineBase(a.srv, b.srv)
 			b.l.SetSetup(tc.fault)
 			ids := sendN(t, a.srv, ta, "u@a.example", "v@b.example", "s", 100)
 			// The attempt is stuck until the establishment timer fires.
@@ -597,15 +615,18 @@ func TestFaultPeerNeverAnswers(t *testing.T) {
 			if r.bounced != 100 || r.conds[stanza.RemoteServerTimeout] != 100 {
 				t.Errorf("%s; want 100 bounces with remote-server-timeout", r)
 			}
-			if got := goroutinesSettle(base + 2); got > base+2 {
-				t.Errorf("%d goroutines after the attempt, %d before", got, base)
-			}
-			// The fault clears; the next stanza goes through (after the
-			// retry wait, on the fake clock).
+			// The stalled peer (b) would notice the closed connection
+			// only at its own timeout: end its side, then count what
+			// is left of the attempt.
 			b.l.SetSetup(nil)
 			for _, c := range b.l.Conns() {
 				c.Kill()
 			}
+			if got := goroutinesSettle(base); got > base {
+				t.Errorf("%d goroutines after the attempt, %d before:\n%s", got, base, goroutineDump())
+			}
+			// The fault clears; the next stanza goes through (after the
+			// retry wait, on the fake clock).
 			fc.Advance(2 * time.Second)
 			ids = sendN(t, a.srv, ta, "u@a.example", "v@b.example", "ok", 1)
 			for i := 0; ta.result(ids).delivered == 0 && i < 200; i++ {
