@@ -468,11 +468,13 @@ func waitCount(t *testing.T, ta *tally, id string, want int) {
 	t.Fatalf("%s not handled %d times", id, want)
 }
 
-// TestFaultDNS: SERVFAIL and NXDOMAIN for the remote domain, and a DNS
-// server that never answers: each stanza is bounced with the condition
-// that fits (remote-server-timeout for a failure that may pass,
-// remote-server-not-found for a name that does not exist), no goroutine is
-// left behind, and once the fault clears the next stanza is delivered.
+// TestFaultDNS: SERVFAIL and NXDOMAIN for the remote domain, flapping
+// with good answers, and a DNS server that stops answering and comes
+// back: each stanza is bounced with the condition that fits
+// (remote-server-timeout for a failure that may pass,
+// remote-server-not-found for a name that does not exist), within the
+// resolver's timeout, no goroutine piles up, and once the fault clears the
+// next stanza is delivered.
 func TestFaultDNS(t *testing.T) {
 	h := newHarness(t)
 	ta := newTally()
@@ -532,26 +534,91 @@ func TestFaultDNS(t *testing.T) {
 			}
 		}
 	}
-	// DNS that never answers: a Server whose resolver asks a silent
-	// socket gets remote-server-timeout within the resolver's timeout.
+	// DNS that stops answering, and comes back, for another Server c:
+	// its resolver asks through a relay the test switches off and on.
+	relay := newDNSRelay(t, h.dns.Addr)
+	c := h.faultNode("c.example", ta, func(s *s2s.Server) {
+		s.Resolver.Servers = []string{relay.addr()}
+		s.Resolver.Timeout = 50 * time.Millisecond
+		s.Resolver.CacheSize = -1
+	}, nil)
+	base = goroutineBase(a.srv, b.srv, c.srv)
+	for round := range 3 {
+		relay.drop.Store(true)
+		ids := sendN(t, c.srv, ta, "u@c.example", "v@b.example", fmt.Sprintf("silent-%d-", round), 20)
+		if r := ta.settle(t, c.srv, ids, time.Second, hang); r.bounced != 20 || r.conds[stanza.RemoteServerTimeout] != 20 {
+			t.Errorf("silent DNS, round %d: %s; want 20 bounces with remote-server-timeout", round, r)
+		}
+		relay.drop.Store(false)
+		ids = sendN(t, c.srv, ta, "u@c.example", "v@b.example", fmt.Sprintf("silent-%d-ok-", round), 1)
+		if r := ta.settle(t, c.srv, ids, time.Second, hang); r.delivered != 1 {
+			t.Errorf("DNS back, round %d: %s; want it delivered", round, r)
+		}
+		b.l.KillAll()
+		waitNoStream(t, c.srv, "b.example")
+	}
+	relay.close()
+	// Every stream was killed and the relay closed: nothing may be
+	// left of the attempts.
+	if got := goroutinesSettle(base); got > base {
+		t.Errorf("%d goroutines after the DNS faults, %d before: a pile-up:\n%s", got, base, goroutineDump())
+	}
+}
+
+// dnsRelay forwards DNS queries over UDP to a server, or drops them all
+// while drop is set: a DNS server that stops answering and comes back.
+type dnsRelay struct {
+	pc       net.PacketConn
+	upstream string
+	drop     atomic.Bool
+	wg       sync.WaitGroup
+}
+
+func newDNSRelay(t *testing.T, upstream string) *dnsRelay {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
-	c := h.faultNode("c.example", ta, func(s *s2s.Server) {
-		s.Resolver.Servers = []string{pc.LocalAddr().String()}
-		s.Resolver.Timeout = 50 * time.Millisecond
-	}, nil)
-	ids := sendN(t, c.srv, ta, "u@c.example", "v@b.example", "silent-", 20)
-	if r := ta.settle(t, c.srv, ids, time.Second, hang); r.bounced != 20 || r.conds[stanza.RemoteServerTimeout] != 20 {
-		t.Errorf("silent DNS: %s; want 20 bounces with remote-server-timeout", r)
-	}
-	// What is left: the stream to b of the last recovery (a's read
-	// loop, b's read loop) and c's own goroutines (Serve, its policy
-	// watcher).
-	if got := goroutinesSettle(base + 4); got > base+4 {
-		t.Errorf("%d goroutines after the DNS faults, %d before (plus a stream and c's server): a pile-up:\n%s", got, base, goroutineDump())
+	r := &dnsRelay{pc: pc, upstream: upstream}
+	r.wg.Go(r.serve)
+	t.Cleanup(r.close)
+	return r
+}
+
+func (r *dnsRelay) addr() string { return r.pc.LocalAddr().String() }
+
+// close stops the relay and waits for its goroutines.
+func (r *dnsRelay) close() {
+	_ = r.pc.Close()
+	r.wg.Wait()
+}
+
+func (r *dnsRelay) serve() {
+	for {
+		buf := make([]byte, 1500)
+		n, from, err := r.pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if r.drop.Load() {
+			continue
+		}
+		r.wg.Go(func() {
+			u, err := net.Dial("udp", r.upstream)
+			if err != nil {
+				return
+			}
+			defer u.Close()
+			_ = u.SetDeadline(time.Now().Add(2 * time.Second))
+			if _, err := u.Write(buf[:n]); err != nil {
+				return
+			}
+			m, err := u.Read(buf)
+			if err != nil {
+				return
+			}
+			_, _ = r.pc.WriteTo(buf[:m], from)
+		})
 	}
 }
 
