@@ -328,8 +328,9 @@ func (st *stream) dialbackReq(ctx context.Context, f dbFields, sync bool) error 
 // would authorize and returns the settings that apply to it. The first
 // domain of a stream opened without 'from' (only during negotiation,
 // sync) is admitted like a stream header's: a refusal closes the stream
-// with policy-violation (REFERENCE §5.2 #17) and is returned as the
-// stream's error. Any other domain must belong to the same partner as
+// with policy-violation (REFERENCE §5.2 #17), a stream over the
+// connection limits with resource-constraint (#47-48), and that is
+// returned as the stream's error. Any other domain must belong to the same partner as
 // the stream's (REFERENCE §5.3 #37) and be admitted itself; otherwise the
 // *policy.Denial is returned for a dialback error.
 func (st *stream) admitDialback(ctx context.Context, remote string, sync bool) (policy.Settings, error) {
@@ -341,6 +342,11 @@ func (st *stream) admitDialback(ctx context.Context, remote string, sync bool) (
 			return policy.Settings{}, st.fail("policy", streamerr.PolicyViolation, err.Error())
 		}
 		st.admit(rem)
+		// Counted against the limits now, like a stream whose header
+		// named the domain (openIn): before any verification work.
+		if err := s.register(st); err != nil {
+			return policy.Settings{}, st.fail("stream", registerCondition(err), err.Error())
+		}
 		return st.set, nil
 	}
 	if st.rem == nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
 	"strings"
 	"testing"
@@ -535,6 +536,29 @@ func hostileCases() []hostileCase {
 			if got := recv(t, b.got, "stanza on an admitted stream"); got.From.String() != "u@d0.example" {
 				t.Errorf("from %s", got.From)
 			}
+		}},
+		// A stream header without 'from' (XEP-0220 §2.1.1) names its
+		// domain in the first db:result: the stream counts against the
+		// limits from then on, before any verification connection, so
+		// leaving 'from' out is no way around them.
+		{"connection-limit-without-from", func(t *testing.T, h *harness) {
+			verif := newAcceptCounter(t)
+			h.dns.AddSRV("_xmpp-server._tcp", "evil.example", "xmpp.evil.example", verif.port(), 0, 0)
+			h.dns.AddHost("xmpp.evil.example", netip.MustParseAddr("127.0.0.1"))
+			b := h.node("b.example", nodeOpt{edit: func(c *policy.Config) { c.Gateway.PartnerConnectionLimit = 1 }})
+			h.authPeer(t, "evil.example", b)
+			p := dialRaw(t, b)
+			p.write("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' version='1.0' to='b.example'>")
+			p.readUntil("</stream:features>")
+			p.tlsUp(h.clientTLS("b.example", nil))
+			p.write("<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' version='1.0' to='b.example'>")
+			p.readUntil("</stream:features>")
+			p.write("<db:result from='evil.example' to='b.example'>k</db:result>")
+			expectClosedWith(t, p.readAll(), "resource-constraint")
+			if n := verif.n.Load(); n != 0 {
+				t.Errorf("%d verification connections for a stream over the limit", n)
+			}
+			nothingHandled(t, b)
 		}},
 		// RFC 6120 §4.3.3 (restart after TLS/SASL: a new stream between
 		// the same parties, §4.7.1-2): a changed 'from' is invalid-from,
