@@ -72,6 +72,37 @@ func hostileCases() []hostileCase {
 			expectClosedWith(t, p.readAll(), "improper-addressing")
 			nothingHandled(t, b)
 		}},
+		// A subdomain is another domain: invalid-from (RFC 6120 §8.1.2.1).
+		{"spoofed-from-subdomain", func(t *testing.T, h *harness) {
+			b := h.node("b.example", nodeOpt{})
+			p := h.authPeer(t, "evil.example", b)
+			p.write("<message from='m@sub.evil.example' to='v@b.example'><body>sub</body></message>")
+			expectClosedWith(t, p.readAll(), "invalid-from")
+			nothingHandled(t, b)
+		}},
+		// RFC 6120 §4.9.3.23: a first-level element in the client
+		// namespace is not a stanza of a server-to-server stream.
+		{"client-namespace-stanza", func(t *testing.T, h *harness) {
+			b := h.node("b.example", nodeOpt{})
+			p := h.authPeer(t, "evil.example", b)
+			p.write("<message xmlns='jabber:client' from='e@evil.example' to='v@b.example'><body>c2s</body></message>")
+			expectClosedWith(t, p.readAll(), "unsupported-stanza-type")
+			nothingHandled(t, b)
+		}},
+		// RFC 6120 §4.9.3.10: a stream header in the client namespace, or
+		// with another stream namespace, is invalid-namespace.
+		{"header-client-namespace", func(t *testing.T, h *harness) {
+			b := h.node("b.example", nodeOpt{})
+			p := dialRaw(t, b)
+			p.write("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' from='evil.example' to='b.example'>")
+			expectClosedWith(t, p.readAll(), "invalid-namespace")
+		}},
+		{"header-stream-namespace", func(t *testing.T, h *harness) {
+			b := h.node("b.example", nodeOpt{})
+			p := dialRaw(t, b)
+			p.write("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='urn:example:not-streams' version='1.0' from='evil.example' to='b.example'>")
+			expectClosedWith(t, p.readAll(), "invalid-namespace")
+		}},
 		// A stream claiming to come from one of our own domains (RFC 6120
 		// §4.9.3.9): refused at the header, before any TLS.
 		{"from-own-domain-header", func(t *testing.T, h *harness) {
