@@ -39,6 +39,7 @@ type tally struct {
 	nb      map[string]int              // id -> times bounced
 	refused map[string]error            // id -> error Send returned (nothing queued)
 	changes atomic.Int64                // any count changed
+	order   []string                    // ids in the order handled
 }
 
 func newTally() *tally {
@@ -49,6 +50,7 @@ func (ta *tally) handled(id string) int {
 	ta.mu.Lock()
 	defer ta.mu.Unlock()
 	ta.got[id]++
+	ta.order = append(ta.order, id)
 	ta.changes.Add(1)
 	return len(ta.got)
 }
@@ -766,6 +768,35 @@ func waitAccepted(t *testing.T, l *faultnet.Listener, n int) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("fewer than %d connections accepted", n)
+}
+
+// TestFaultByteByByte: every read and write of the receiving server's
+// connections moves one byte (negotiation, TLS records, stanzas): every
+// stanza is still delivered, once, in order of ids.
+func TestFaultByteByByte(t *testing.T) {
+	h := newHarness(t)
+	ta := newTally()
+	b := h.faultNode("b.example", ta, nil, nil)
+	a := h.faultNode("a.example", ta, nil, nil)
+	b.l.SetSetup(func(c *faultnet.Conn) {
+		c.SetChunk(faultnet.Read, 1)
+		c.SetChunk(faultnet.Write, 1)
+	})
+	ids := sendN(t, a.srv, ta, "u@a.example", "v@b.example", "b", 200)
+	r := ta.settle(t, a.srv, ids, time.Second, hang)
+	if r.delivered != 200 || r.duplicates != 0 {
+		t.Fatalf("byte by byte: %s", r)
+	}
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	for i, id := range ta.order {
+		if id != ids[i] {
+			t.Fatalf("delivery %d is %s, want %s", i, id, ids[i])
+		}
+	}
+	if c := b.l.Conns(); len(c) != 1 || c[0].Bytes(faultnet.Read) == 0 {
+		t.Errorf("%d connections accepted, want 1 carrying everything", len(c))
+	}
 }
 
 // TestFaultShutdownUnderLoad: Shutdown while thousands of stanzas are
