@@ -315,6 +315,51 @@ func hostileCases() []hostileCase {
 				}
 			}
 		}},
+		// RFC 6120 §5.4.2.2: STARTTLS when TLS is already up is answered
+		// <failure/> and the stream is closed.
+		{"starttls-twice", func(t *testing.T, h *harness) {
+			b := h.node("b.example", nodeOpt{})
+			p, _ := h.tlsPeer(t, "evil.example", b, nil)
+			p.write("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+			got := p.readAll()
+			if !strings.HasPrefix(got, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>") || !strings.HasSuffix(got, "</stream:stream>") {
+				t.Errorf("second STARTTLS: %q, want <failure/> then </stream:stream>", got)
+			}
+			nothingHandled(t, b)
+		}},
+		// We initiate; the response header claims another domain (RFC
+		// 6120 §4.7.1, §4.9.3.9): invalid-from, nothing sent, bounced.
+		{"response-header-wrong-from", func(t *testing.T, h *harness) {
+			seen := make(chan string, 64)
+			newFakeReceiver(t, h, "c.example", func(cn net.Conn) {
+				r := wire.NewReader(cn, wire.Limits{})
+				if _, err := r.ReadHeader(); err != nil {
+					seen <- "header: " + err.Error()
+					return
+				}
+				hdr := header("other.example", "a.example")
+				_, _ = cn.Write([]byte(hdr[:len(hdr)-1] + " id='x1'><stream:features/>"))
+				b := make([]byte, 4096)
+				var got []byte
+				for {
+					n, err := cn.Read(b)
+					got = append(got, b[:n]...)
+					if err != nil {
+						break
+					}
+				}
+				seen <- string(got)
+			})
+			a := h.node("a.example", nodeOpt{})
+			if err := a.srv.Send(context.Background(), msg(t, "u@a.example", "v@c.example", "secret")); err != nil {
+				t.Fatal(err)
+			}
+			expectBounce(t, a, stanza.RemoteServerTimeout, "c.example")
+			got := recv(t, seen, "what the receiving peer read")
+			if streamErrorCond(got) != "invalid-from" || strings.Contains(got, "secret") {
+				t.Errorf("the receiving peer read %q, want invalid-from and no stanza", got)
+			}
+		}},
 		// RFC 6120 §13.7.2, RFC 6125, XEP-0178: a client certificate
 		// for another domain, expired, self-signed or without serverAuth
 		// /clientAuth usage does not authenticate: EXTERNAL is neither
