@@ -271,6 +271,7 @@ type soakSample struct {
 	PerSecond  float64 `json:"delivered_per_s"`
 	Queued     int     `json:"queued"`  // the host's outbound pool
 	Streams    int     `json:"streams"` // the host's established streams
+	FDs        int     `json:"fds"`     // open descriptors (-1: unknown)
 }
 
 // vmRSS returns VmRSS from /proc/self/status in KiB, or -1.
@@ -343,8 +344,17 @@ func takeSample(phase string, elapsed time.Duration) soakSample {
 	return soakSample{
 		Elapsed: elapsed.Seconds(), Phase: phase, RSSKiB: vmRSS(),
 		HeapInuse: ms.HeapInuse, HeapAlloc: ms.HeapAlloc, HeapSys: ms.HeapSys, NumGC: ms.NumGC,
-		Goroutines: runtime.NumGoroutine(),
+		Goroutines: runtime.NumGoroutine(), FDs: openFDs(),
 	}
+}
+
+// openFDs returns the number of open descriptors, or -1.
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(ents)
 }
 
 // thirds returns the mean RSS of the middle and last thirds of samples.

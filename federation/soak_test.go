@@ -148,6 +148,7 @@ type soak struct {
 	serveDone chan error
 	closeOnce sync.Once
 	backend   *soakBackend
+	logger    *slog.Logger // XMPPFED_SOAK_LOG, or nil
 	metrics   soakMetrics
 	// atLoad and atClose are the host's metrics when the load starts and
 	// when Close starts.
@@ -157,8 +158,7 @@ type soak struct {
 	hostJIDs    []jid.JID // bare, by host user index
 	remote      []*federationtest.User
 	domains     []*federationtest.Domain
-	logger      *slog.Logger // XMPPFED_SOAK_LOG, or nil
-	remoteBare  []jid.JID    // bare, by remote user index g
+	remoteBare  []jid.JID // bare, by remote user index g
 	domainIndex map[string]int
 	watchers    []uint32 // per host user: its remote watchers (g % hostUsers == k)
 
@@ -189,7 +189,7 @@ type soak struct {
 
 	// Sampling.
 	phase   atomic.Pointer[string]
-	samples []soakSample // load phase only; guarded by sampleMu
+	samples []soakSample // load phase only; guarded by sampMu
 	curve   []soakSample // every sample
 	sampMu  sync.Mutex
 	sampWG  sync.WaitGroup
@@ -890,11 +890,14 @@ func (s *soak) report() {
 	s.sampMu.Lock()
 	curve, samples := s.curve, s.samples
 	s.sampMu.Unlock()
-	t.Logf("soak: curve (t, phase, RSS MiB, heap in use MiB, goroutines, delivered/s, host streams, queued):")
+	t.Logf("soak: curve (t, phase, RSS MiB, heap in use MiB, goroutines, descriptors, delivered/s, host streams, queued):")
+	maxFDs := 0
 	for _, x := range curve {
-		t.Logf("  %7.1fs %-5s %7.1f %7.1f %6d %8.0f %5d %5d", x.Elapsed, x.Phase, float64(x.RSSKiB)/1024,
-			float64(x.HeapInuse)/(1<<20), x.Goroutines, x.PerSecond, x.Streams, x.Queued)
+		t.Logf("  %7.1fs %-5s %7.1f %7.1f %6d %6d %8.0f %5d %5d", x.Elapsed, x.Phase, float64(x.RSSKiB)/1024,
+			float64(x.HeapInuse)/(1<<20), x.Goroutines, x.FDs, x.PerSecond, x.Streams, x.Queued)
+		maxFDs = max(maxFDs, x.FDs)
 	}
+	t.Logf("soak: at most %d descriptors open", maxFDs)
 	sum := soakSummary{
 		Summary: true, Domains: cfg.domains, Users: cfg.users, HostUsers: cfg.hostUsers,
 		Duration: cfg.duration.Seconds(), Rate: cfg.rate, Operations: int64(n),
