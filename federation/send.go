@@ -89,7 +89,7 @@ func (s *Server) precheck(ctx context.Context, v translate.Stanza) error {
 			from, to = v.From, v.To
 		}
 	}
-	if d := from.Domainpart(); d != "" && !s.isLocal(d) {
+	if from.Domainpart() != "" && !s.isLocalJID(from) {
 		return fmt.Errorf("federation: Send: from %q is not one of our domains", from.String())
 	}
 	d := to.Domainpart()
@@ -104,6 +104,16 @@ func (s *Server) precheck(ctx context.Context, v translate.Stanza) error {
 	}
 	_, err := s.Policy.Remote(d)
 	return err
+}
+
+// isLocalJID is isLocal for j's domain, without allocating the domain
+// string when it is one of ours as it stands (the map look-up does not
+// keep it).
+func (s *Server) isLocalJID(j jid.JID) bool {
+	if s.run.domains[j.Domainpart()] {
+		return true
+	}
+	return s.isLocal(j.Domainpart())
 }
 
 // isLocal reports whether domain is one of Server.Domains.

@@ -138,6 +138,8 @@ type Server struct {
 	// state of the running server, defined with the code that uses it
 	// (serve.go, pool.go).
 	run serverState
+	// hib parks idle streams without a reader goroutine (hibernate*.go).
+	hib hibernation
 
 	dedupe dedupeState // resent stanzas already handled (dedupe.go)
 }

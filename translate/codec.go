@@ -160,14 +160,19 @@ func Decode(raw []byte, pm PresenceMapper) (Stanza, error) {
 // but it does not reject all that Decode rejects: bytes from anywhere
 // else go to Decode.
 func DecodeFramed(raw []byte, from, to jid.JID, pm PresenceMapper) (Stanza, error) {
-	root, err := parseFramed(raw)
-	return decodeTree(root, err, addrHints{from: from, to: to, set: true}, pm)
+	hints := addrHints{from: from, to: to, set: true}
+	root, matched, err := parseFramed(raw, hints)
+	hints.matched = matched
+	return decodeTree(root, err, hints, pm)
 }
 
 // addrHints are the already-parsed addresses DecodeFramed is given.
 type addrHints struct {
 	from, to jid.JID
 	set      bool
+	// matched says that parseFramed found the stanza's from (0) and to
+	// (1) attributes to be from and to, and left their values empty.
+	matched [2]bool
 }
 
 // decodeTree is Decode after the parse: root and err are what
@@ -220,10 +225,10 @@ func decodeTree(root *node, err error, hints addrHints, pm PresenceMapper) (Stan
 // what its attribute parses to is taken instead of parsing it again.
 func (d *decoder) header(hints addrHints) error {
 	var err error
-	if d.from, err = d.addr("from", hints.set, hints.from); err != nil {
+	if d.from, err = d.addr("from", hints.set, hints.matched[0], hints.from); err != nil {
 		return err
 	}
-	if d.to, err = d.addr("to", hints.set, hints.to); err != nil {
+	if d.to, err = d.addr("to", hints.set, hints.matched[1], hints.to); err != nil {
 		return err
 	}
 	d.id, _ = d.root.get("id")
@@ -240,15 +245,16 @@ func (d *decoder) header(hints addrHints) error {
 }
 
 // addr reads the address attribute name, taking hint for it when useHint
-// is set and the hint is what the attribute parses to.
-func (d *decoder) addr(name string, useHint bool, hint jid.JID) (jid.JID, error) {
+// is set and the hint is what the attribute parses to (matched: the parser
+// found it so, and kept no value).
+func (d *decoder) addr(name string, useHint, matched bool, hint jid.JID) (jid.JID, error) {
 	v, ok := d.root.get(name)
 	if !ok {
 		// RFC 6120 §8.1.1.1, §8.1.2.1: both are required between
 		// servers.
 		return jid.JID{}, badRequest("The stanza has no '%s' address", name)
 	}
-	if useHint && hintHolds(hint, v) {
+	if matched || (useHint && hintHolds(hint, v)) {
 		return hint, nil
 	}
 	j, err := parseJID(v)

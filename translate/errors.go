@@ -133,25 +133,25 @@ func parseJID(s string) (jid.JID, error) {
 // exactly (so parsing it again gives j again: the stable-form check holds)
 // and its domainpart has no empty label. It compares part by part, without
 // j.String().
-func hintHolds(j jid.JID, v string) bool {
+func hintHolds[S string | []byte](j jid.JID, v S) bool {
 	d := j.Domainpart()
 	if d == "" || strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..") {
 		return false
 	}
 	if l := j.Localpart(); l != "" {
-		if len(v) <= len(l) || v[:len(l)] != l || v[len(l)] != '@' {
+		if len(v) <= len(l) || string(v[:len(l)]) != l || v[len(l)] != '@' {
 			return false
 		}
 		v = v[len(l)+1:]
 	}
-	if len(v) < len(d) || v[:len(d)] != d {
+	if len(v) < len(d) || string(v[:len(d)]) != d {
 		return false
 	}
 	v = v[len(d):]
 	if r := j.Resourcepart(); r != "" {
-		return len(v) == len(r)+1 && v[0] == '/' && v[1:] == r
+		return len(v) == len(r)+1 && v[0] == '/' && string(v[1:]) == r
 	}
-	return v == ""
+	return len(v) == 0
 }
 
 // maxReplyPayload is the largest stanza whose children ErrorReply copies

@@ -33,6 +33,12 @@ type framedScope struct {
 type framedParser struct {
 	raw []byte
 	i   int
+	// hints are DecodeFramed's addresses; matched says which of them the
+	// stanza's first from and to attributes are (their values are then
+	// not copied: the node keeps ""), seen which of those attributes
+	// were read.
+	hints         addrHints
+	matched, seen [2]bool
 }
 
 // framedAttr is an attribute as written: its qualified name split at the
@@ -51,7 +57,11 @@ func errFramed(what string) error {
 // checked, as parseStanza does: the same tree and, for any input the
 // framer accepts, the same errors (depth beyond maxDepth). On an error
 // after the start tag it still returns the root.
-func parseFramed(raw []byte) (*node, error) {
+//
+// A from or to attribute of the stanza that is hints' address, as
+// hintHolds checks it, is kept with an empty value and reported in
+// matched (from, to).
+func parseFramed(raw []byte, hints addrHints) (*node, [2]bool, error) {
 	// Room for ordinary stanzas' declarations, attributes and depth
 	// without growing.
 	var (
@@ -59,28 +69,29 @@ func parseFramed(raw []byte) (*node, error) {
 		attrBuf  [8]framedAttr
 		stackBuf [8]*node
 	)
-	p := &framedParser{raw: raw}
+	p := &framedParser{raw: raw, hints: hints}
 	scope, attrs := scopeBuf[:0], attrBuf[:0]
+	nodes := nodeArena{next: elementCount(raw)}
 	p.skipSpace()
 	if p.i >= len(raw) || raw[p.i] != '<' {
-		return nil, badRequest("Not an XML stanza: %s", "no start tag")
+		return nil, p.matched, badRequest("Not an XML stanza: %s", "no start tag")
 	}
-	root, self, scope, attrs, err := p.startTag(1, scope, attrs)
+	root, self, scope, attrs, err := p.startTag(1, scope, attrs, &nodes)
 	if err != nil {
-		return nil, badRequest("Not an XML stanza: %v", err)
+		return nil, p.matched, badRequest("Not an XML stanza: %v", err)
 	}
 	if self {
-		return root, p.rest()
+		return root, p.matched, p.rest()
 	}
 	stack := append(stackBuf[:0], root)
 	for len(stack) > 0 {
 		top := stack[len(stack)-1]
 		if p.i >= len(raw) {
-			return root, badRequest("The <%s/> element is not closed", root.name.Local)
+			return root, p.matched, badRequest("The <%s/> element is not closed", root.name.Local)
 		}
 		if raw[p.i] != '<' {
 			if err := p.text(&top.text); err != nil {
-				return root, err
+				return root, p.matched, err
 			}
 			continue
 		}
@@ -88,27 +99,27 @@ func parseFramed(raw []byte) (*node, error) {
 		switch {
 		case len(rest) > 1 && rest[1] == '/':
 			if err := p.endTag(); err != nil {
-				return root, err
+				return root, p.matched, err
 			}
 			scope = popScope(scope, len(stack))
 			stack = stack[:len(stack)-1]
 		case len(rest) >= 9 && string(rest[:9]) == "<![CDATA[":
 			end := bytes.Index(rest[9:], []byte("]]>"))
 			if end < 0 {
-				return root, errFramed("unterminated CDATA section")
+				return root, p.matched, errFramed("unterminated CDATA section")
 			}
 			appendText(&top.text, rest[9:9+end])
 			p.i += 9 + end + 3
 		case len(rest) > 1 && (rest[1] == '!' || rest[1] == '?'):
-			return root, badRequest("The stanza holds a %s, which XMPP does not allow (RFC 6120 §11.1)", "comment, directive or processing instruction")
+			return root, p.matched, badRequest("The stanza holds a %s, which XMPP does not allow (RFC 6120 §11.1)", "comment, directive or processing instruction")
 		default:
 			if len(stack) >= maxDepth {
-				return root, badRequest("The stanza nests elements deeper than %d", maxDepth)
+				return root, p.matched, badRequest("The stanza nests elements deeper than %d", maxDepth)
 			}
 			var n *node
-			n, self, scope, attrs, err = p.startTag(len(stack)+1, scope, attrs)
+			n, self, scope, attrs, err = p.startTag(len(stack)+1, scope, attrs, &nodes)
 			if err != nil {
-				return root, errFramed(err.Error())
+				return root, p.matched, errFramed(err.Error())
 			}
 			top.kids = append(top.kids, n)
 			if !self {
@@ -116,7 +127,7 @@ func parseFramed(raw []byte) (*node, error) {
 			}
 		}
 	}
-	return root, p.rest()
+	return root, p.matched, p.rest()
 }
 
 // rest checks that only whitespace follows the stanza.
@@ -170,7 +181,7 @@ func (e errorString) Error() string { return string(e) }
 // startTag reads a start tag at depth (the stanza is 1), adds its
 // namespace declarations to scope and returns its node, and scope and
 // attrs (the scratch list of the tag's attributes) as they grew.
-func (p *framedParser) startTag(depth int, scope []framedScope, attrs []framedAttr) (n *node, self bool, _ []framedScope, _ []framedAttr, err error) {
+func (p *framedParser) startTag(depth int, scope []framedScope, attrs []framedAttr, nodes *nodeArena) (n *node, self bool, _ []framedScope, _ []framedAttr, err error) {
 	p.i++ // '<'
 	prefix, local, err := p.name()
 	if err != nil {
@@ -205,9 +216,15 @@ func (p *framedParser) startTag(depth int, scope []framedScope, attrs []framedAt
 		}
 		p.i++
 		p.skipSpace()
-		v, err := p.attrValue()
+		raw, dec, err := p.attrValue()
 		if err != nil {
 			return nil, false, scope, attrs, err
+		}
+		v := ""
+		if depth != 1 || ap != "" || (al != "from" && al != "to") || !p.hinted(al, raw, dec) {
+			if v, err = attrString(raw, dec); err != nil {
+				return nil, false, scope, attrs, err
+			}
 		}
 		attrs = append(attrs, framedAttr{prefix: ap, local: al, value: v})
 	}
@@ -221,7 +238,8 @@ func (p *framedParser) startTag(depth int, scope []framedScope, attrs []framedAt
 			scope = append(scope, framedScope{prefix: "", uri: a.value, depth: depth})
 		}
 	}
-	n = &node{name: xml.Name{Space: resolve(scope, prefix, local, true), Local: local}}
+	n = nodes.new()
+	n.name = xml.Name{Space: resolve(scope, prefix, local, true), Local: local}
 	if len(attrs) > 0 {
 		n.attr = make([]xml.Attr, len(attrs))
 		for k, a := range attrs {
@@ -232,6 +250,35 @@ func (p *framedParser) startTag(depth int, scope []framedScope, attrs []framedAt
 		scope = popScope(scope, depth)
 	}
 	return n, self, scope, attrs, nil
+}
+
+// nodeArena hands out the nodes of one tree from chunks, so that a
+// stanza's elements take one allocation. The tree keeps a whole chunk
+// alive as long as it keeps one of its nodes.
+type nodeArena struct {
+	free []node
+	next int // the size of the next chunk
+}
+
+// maxNodeChunk bounds a chunk: a stanza with more elements takes more.
+const maxNodeChunk = 64
+
+// elementCount is the number of start tags in raw, if it is well-formed
+// restricted XML: every '<' starts a tag (or a CDATA section), and end
+// tags start with "</". It is only the size of the first chunk.
+func elementCount(raw []byte) int {
+	return bytes.Count(raw, []byte("<")) - bytes.Count(raw, []byte("</"))
+}
+
+// new returns a zero node.
+func (a *nodeArena) new() *node {
+	if len(a.free) == 0 {
+		a.free = make([]node, min(max(a.next, 1), maxNodeChunk))
+		a.next = maxNodeChunk / 4
+	}
+	n := &a.free[0]
+	a.free = a.free[1:]
+	return n
 }
 
 // resolve returns the namespace of a name as encoding/xml's Decoder.Token
@@ -276,19 +323,42 @@ func (p *framedParser) endTag() error {
 }
 
 // attrValue reads a quoted attribute value and decodes it.
-func (p *framedParser) attrValue() (string, error) {
+func (p *framedParser) attrValue() (v []byte, dec bool, err error) {
 	if p.i >= len(p.raw) || (p.raw[p.i] != '"' && p.raw[p.i] != '\'') {
-		return "", errorString("an attribute value is not quoted")
+		return nil, false, errorString("an attribute value is not quoted")
 	}
 	q := p.raw[p.i]
 	p.i++
 	end := bytes.IndexByte(p.raw[p.i:], q)
 	if end < 0 {
-		return "", errorString("an attribute value is not closed")
+		return nil, false, errorString("an attribute value is not closed")
 	}
-	v := p.raw[p.i : p.i+end]
+	v = p.raw[p.i : p.i+end]
 	p.i += end + 1
-	if !needsDecoding(v) {
+	return v, needsDecoding(v), nil
+}
+
+// hinted reports whether the stanza's attribute local (from or to), with
+// the value v as written (dec: holding references or carriage returns),
+// is the first of its name and its hint's address, and records it.
+func (p *framedParser) hinted(local string, v []byte, dec bool) bool {
+	k, hint := 0, p.hints.from
+	if local == "to" {
+		k, hint = 1, p.hints.to
+	}
+	first := !p.seen[k]
+	p.seen[k] = true
+	if !first || dec || !p.hints.set || !hintHolds(hint, v) {
+		return false
+	}
+	p.matched[k] = true
+	return true
+}
+
+// attrString returns an attribute value as written, v, as a string, its
+// references decoded when dec.
+func attrString(v []byte, dec bool) (string, error) {
+	if !dec {
 		return intern(v), nil
 	}
 	var b strings.Builder

@@ -101,6 +101,9 @@ var framedSeeds = []string{
 	`<message from='a@x.example' to='b@y.example' type='error'><body>x</body></message>`,
 	`<message from='a@x.example' to='b@y.example'><x xmlns='jabber:x:conference' jid='r@c.example'/></message>`,
 	`<message from='A@X.example' to='b@y.example.'><body>x</body></message>`,
+	`<message from='A@X.example/R' to='b@Y.example'><body>x</body></message>`,
+	`<message from='a@x.example/b&#97;l' to='b&#64;y.example'><body>x</body></message>`,
+	`<message from='a@x.example' from='c@z.example' to='b@y.example'><body>x</body></message>`,
 	`<message from='a@x..example' to='b@y.example'><body>x</body></message>`,
 	`<presence from='a@x.example/r' to='b@y.example'><show>away</show><status>out</status><priority>-5</priority><idle xmlns='urn:xmpp:idle:1' since='2020-01-01T00:00:00Z'/></presence>`,
 	`<presence from='a@x.example/r' to='b@y.example' type='unavailable'/>`,
@@ -118,7 +121,10 @@ var framedSeeds = []string{
 // TestDecodeFramedSeeds runs the differential check on the seeds alone.
 func TestDecodeFramedSeeds(t *testing.T) {
 	for _, s := range framedSeeds {
-		if _, _, _, ok := framed([]byte(s)); !ok && !strings.Contains(s, "..") && !strings.Contains(s, "example.'") {
+		// Not framed, or not handed on by s2s: a domain with an empty
+		// label (jid.Parse refuses it), a repeated attribute.
+		refused := strings.Contains(s, "..") || strings.Contains(s, "example.'") || strings.Count(s, " from=") > 1
+		if _, _, _, ok := framed([]byte(s)); !ok && !refused {
 			t.Errorf("the framer refuses the seed %q", s)
 		}
 		checkFramed(t, []byte(s))

@@ -17,9 +17,13 @@ import (
 type MemRoster struct {
 	mu    sync.Mutex
 	pairs map[rosterKey]rosterItem
+	// keys remembers the last few keys built (mu held), so that the
+	// stanzas of a conversation do not build the same strings every time.
+	keys pairKeys
 }
 
-type rosterKey struct{ local, remote string }
+// rosterKey names a pair by the string forms of its bare JIDs.
+type rosterKey = pairKey
 
 type rosterItem struct {
 	local, remote jid.JID
@@ -28,22 +32,18 @@ type rosterItem struct {
 
 var _ Roster = (*MemRoster)(nil)
 
-func keyOf(local, remote jid.JID) rosterKey {
-	return rosterKey{local.Bare().String(), remote.Bare().String()}
-}
-
 // State returns the state for the pair (None when unknown).
 func (r *MemRoster) State(_ context.Context, local, remote jid.JID) (SubState, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.pairs[keyOf(local, remote)].state, nil
+	return r.pairs[r.keys.of(local, remote)].state, nil
 }
 
 // SetState stores the state for the pair; None removes the pair.
 func (r *MemRoster) SetState(_ context.Context, local, remote jid.JID, s SubState) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := keyOf(local, remote)
+	k := r.keys.of(local, remote)
 	if s == None {
 		delete(r.pairs, k)
 		return nil
