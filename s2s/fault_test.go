@@ -536,6 +536,11 @@ func TestFaultDNS(t *testing.T) {
 			}
 		}
 	}
+	// What is left: the stream of the last recovery (a read loop at
+	// each end).
+	if got := goroutinesSettle(base + 2); got > base+2 {
+		t.Errorf("%d goroutines after the SERVFAIL and NXDOMAIN rounds, %d before (plus one stream): a pile-up:\n%s", got, base, goroutineDump())
+	}
 	// DNS that stops answering, and comes back, for another Server c:
 	// its resolver asks through a relay the test switches off and on.
 	relay := newDNSRelay(t, h.dns.Addr)
