@@ -66,7 +66,7 @@ func fuzzServer(f *testing.F) *Server {
 // writes in and then closes, and everything the negotiator writes is
 // read and returned. It fails t when negotiate does not return within a
 // generous bound after the input ended.
-func playPeer(t *testing.T, in []byte, negotiate func(ctx context.Context, c net.Conn) (*stream, error)) (*stream, error, []byte) {
+func playPeer(t *testing.T, in []byte, negotiate func(ctx context.Context, c net.Conn) (*stream, error)) (*stream, []byte, error) {
 	ours, theirs := net.Pipe()
 	var wg sync.WaitGroup
 	var out bytes.Buffer
@@ -87,7 +87,7 @@ func playPeer(t *testing.T, in []byte, negotiate func(ctx context.Context, c net
 	_ = ours.Close()
 	_ = theirs.Close()
 	wg.Wait()
-	return st, err, out.Bytes()
+	return st, out.Bytes(), err
 }
 
 // FuzzAcceptStream plays arbitrary bytes as an initiating server against
@@ -121,7 +121,7 @@ func FuzzAcceptStream(f *testing.F) {
 	}
 	s := fuzzServer(f)
 	f.Fuzz(func(t *testing.T, in []byte) {
-		st, err, _ := playPeer(t, in, func(ctx context.Context, c net.Conn) (*stream, error) {
+		st, _, err := playPeer(t, in, func(ctx context.Context, c net.Conn) (*stream, error) {
 			return s.acceptStream(ctx, c, false)
 		})
 		if err == nil {
@@ -162,7 +162,7 @@ func FuzzNegotiateOut(f *testing.F) {
 	s := fuzzServer(f)
 	set := fuzzPlainSettings()
 	f.Fuzz(func(t *testing.T, in []byte) {
-		st, err, _ := playPeer(t, in, func(ctx context.Context, c net.Conn) (*stream, error) {
+		st, _, err := playPeer(t, in, func(ctx context.Context, c net.Conn) (*stream, error) {
 			return s.negotiateOut(ctx, c, "host.example", "peer.example", set, false, certs.VerifyOptions{}, nil)
 		})
 		if err != nil {
