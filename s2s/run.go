@@ -76,6 +76,15 @@ type runState struct {
 	ended   bool           // endStream began: no writer starts any more
 	writers sync.WaitGroup // writer goroutines, waited for by endStream and waitWriter
 
+	// Hibernation (hibernate.go): hibReq: tick interrupted the reader to
+	// make it hibernate; hibernated: the Server's poller holds the stream
+	// (no reader goroutine) under id hibID; hibBase: when the reader last
+	// declined or woke (hibernation is due hibernateAfter after it and
+	// after lastRecv).
+	hibReq, hibernated bool
+	hibID              uint64
+	hibBase            time.Time
+
 	registered bool
 	in, out    atomic.Uint64 // stanzas received, sent
 	endErr     error         // why the stream ended
@@ -230,6 +239,7 @@ func (s *Server) writeLoop(st *stream) {
 			}
 			rt.finishWriterLocked()
 			rt.mu.Unlock()
+			s.wakeStream(st) // a hibernating stream needs its reader to end
 			_ = st.conn.Close()
 			return
 		}
@@ -331,31 +341,42 @@ func (s *Server) runStream(st *stream) error {
 		s.refused(rt.ctx, "stream", st.remote, derr)
 		_ = st.streamFail(streamerr.PolicyViolation, derr.Error())
 	}
-	err := s.readLoop(st)
+	parked, err := s.readLoop(st)
+	if parked {
+		return nil // the stream lives on, hibernating: resume ends it
+	}
 	s.endStream(st, err)
 	return err
 }
 
-// readLoop reads top-level elements until the stream ends.
-func (s *Server) readLoop(st *stream) error {
+// readLoop reads top-level elements until the stream ends (it returns why)
+// or hibernates (parked: another goroutine may already be reading; the
+// caller must leave the stream alone).
+func (s *Server) readLoop(st *stream) (parked bool, _ error) {
 	rt := st.rt
 	for {
 		el, err := st.r.Next()
 		if err != nil {
+			if handled, parked := s.hibernate(st, err); handled {
+				if parked {
+					return true, nil
+				}
+				continue
+			}
 			if errors.Is(err, wire.ErrStreamEnd) {
 				// RFC 6120 §4.4: the peer closed; finish writing and close
 				// our side too.
 				st.closeGracefully()
 				s.waitWriter(st)
-				return nil
+				return false, nil
 			}
 			var se *wire.StreamError
 			if errors.As(err, &se) {
 				// RFC 6120 §4.9.4: with its application condition
 				// (XEP-0205 stanza-too-big for an oversized stanza).
-				return st.streamFailApp(se.Cond, se.App, se.Error())
+				return false, st.streamFailApp(se.Cond, se.App, se.Error())
 			}
-			return err
+			return false, err
 		}
 		now := s.clock.Now()
 		n := st.r.LastActivity()
@@ -366,7 +387,7 @@ func (s *Server) readLoop(st *stream) error {
 			switch el.Name.Local {
 			case "message", "presence", "iq":
 				if err := s.handleStanza(st, el); err != nil {
-					return err
+					return false, err
 				}
 				continue
 			}
@@ -374,22 +395,22 @@ func (s *Server) readLoop(st *stream) error {
 		switch {
 		case el.Name.Space == wire.NSSM:
 			if err := s.handleSM(st, el); err != nil {
-				return err
+				return false, err
 			}
 			continue
 		case isStreamError(el):
 			perr := streamErrorOf(el)
 			s.log.LogAttrs(rt.ctx, slog.LevelWarn, "s2s peer sent stream error",
 				slog.String("local", st.local), slog.String("remote", st.remote), slog.Any("err", perr))
-			return perr
+			return false, perr
 		}
 		handled, err := st.handleElement(rt.ctx, el)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if !handled {
 			// RFC 6120 §4.9.3.24.
-			return st.streamFail(streamerr.UnsupportedStanzaType, fmt.Sprintf("unexpected element {%s}%s", el.Name.Space, el.Name.Local))
+			return false, st.streamFail(streamerr.UnsupportedStanzaType, fmt.Sprintf("unexpected element {%s}%s", el.Name.Space, el.Name.Local))
 		}
 	}
 }
@@ -703,6 +724,10 @@ func (st *stream) streamFailApp(cond streamerr.Error, app, text string) error {
 	if !already {
 		_ = st.w.WriteError(&wire.StreamError{Cond: cond, App: app}, text)
 	}
+	// From tick or a policy re-check, the stream may be hibernating: its
+	// reader comes back (and the poller lets go of the connection) before
+	// the connection is closed, to end the stream.
+	st.srv.wakeStream(st)
 	_ = st.conn.Close()
 	return &sentError{cond: cond, text: text}
 }
@@ -732,6 +757,7 @@ func (s *Server) waitWriter(st *stream) {
 func (s *Server) nextTick(st *stream) time.Duration {
 	rt := st.rt
 	ka, pe := st.keepAlive(), s.pingEvery(st)
+	mayHib := s.mayHibernate(st)
 	now := s.clock.Now()
 	next := time.Duration(1<<63 - 1)
 	at := func(base time.Time, d time.Duration) {
@@ -740,6 +766,9 @@ func (s *Server) nextTick(st *stream) time.Duration {
 		}
 	}
 	rt.mu.Lock()
+	if _, hat := s.hibernateDueLocked(st, now, mayHib); !hat.IsZero() {
+		next = min(next, hat.Sub(now))
+	}
 	at(rt.lastData, st.idle)
 	if ka > 0 {
 		at(rt.lastSend, ka/2)
@@ -789,6 +818,7 @@ func (s *Server) tick(st *stream) {
 		return
 	}
 	ka, pe := st.keepAlive(), s.pingEvery(st)
+	mayHib := s.mayHibernate(st)
 	now := s.clock.Now()
 	rt.mu.Lock()
 	if n := st.r.LastActivity(); n != rt.bytesIn {
@@ -811,6 +841,11 @@ func (s *Server) tick(st *stream) {
 	if !idle && !silent && !pingLost {
 		ping = rt.pingID == "" && pe > 0 && now.Sub(rt.lastRecv) >= pe
 		wsp = ka > 0 && now.Sub(rt.lastSend) >= ka/2
+		if due, _ := s.hibernateDueLocked(st, now, mayHib); due {
+			// Nothing received for hibernateAfter: the reader gives its
+			// goroutine up (hibernate.go).
+			s.requestHibernateLocked(st)
+		}
 	}
 	rt.mu.Unlock()
 	switch {

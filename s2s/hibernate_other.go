@@ -1,0 +1,16 @@
+//go:build !linux
+
+package s2s
+
+// hibernationSupported: without epoll an idle stream keeps its reader
+// parked in its read.
+const hibernationSupported = false
+
+// hibernation holds nothing where streams do not hibernate.
+type hibernation struct{}
+
+// park never hibernates a stream here.
+func (s *Server) park(*stream) bool { return false }
+
+// wake has nothing to wake here.
+func (s *Server) wake(uint64) {}
