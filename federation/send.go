@@ -40,7 +40,8 @@ func (s *Server) Send(ctx context.Context, v translate.Stanza) error {
 		s.countDenied(err)
 		return err
 	}
-	out, err := s.run.tr.OutboundEncoded(ctx, v)
+	var buf [1]translate.Encoded // one stanza but for a presence broadcast
+	out, err := s.run.tr.OutboundEncoded(ctx, buf[:0], v)
 	if err != nil {
 		s.countDenied(err)
 		return err
@@ -155,7 +156,7 @@ func (s *Server) sendStanza(ctx context.Context, st *s2s.Stanza) error {
 		return mapClosed(err)
 	}
 	if m := s.Metrics; m != nil {
-		m.Stanza("out", s.partnerOf(st.To.Domainpart()))
+		m.Stanza("out", s.partnerOf(st.ToDomain()))
 	}
 	return nil
 }

@@ -806,38 +806,52 @@ func raws(out []Encoded, err error) ([][]byte, error) {
 //     contact tells the Host its presence is Unknown.
 //   - A probe is encoded and sent.
 func (t *Translator) Outbound(ctx context.Context, v Stanza) (out [][]byte, err error) {
-	return raws(t.OutboundEncoded(ctx, v))
+	return raws(t.OutboundEncoded(ctx, nil, v))
 }
 
-// OutboundEncoded is Outbound, returning each stanza with its kind,
-// addresses, id and type (what EncodeStanza gives), so that the caller can
-// hand it to s2s without parsing it again (s2s.TrustedStanza).
-func (t *Translator) OutboundEncoded(ctx context.Context, v Stanza) ([]Encoded, error) {
+// OutboundEncoded is Outbound, appending each stanza to dst with its
+// kind, addresses, id and type (what EncodeStanza gives), so that the
+// caller can hand it to s2s without parsing it again (s2s.TrustedStanza),
+// and keep the list in a buffer of its own. On an error it returns nil.
+func (t *Translator) OutboundEncoded(ctx context.Context, dst []Encoded, v Stanza) ([]Encoded, error) {
 	if err := t.ready(); err != nil {
 		return nil, err
 	}
+	var out []Encoded
+	var err error
 	switch v := v.(type) {
 	case *Message:
 		if v != nil {
-			return t.outMessage(ctx, v)
+			return t.outMessage(ctx, dst, v)
 		}
 	case *Presence:
 		if v != nil {
-			return t.outPresence(ctx, v)
+			out, err = t.outPresence(ctx, v)
+			return appendEncoded(dst, out, err)
 		}
 	case *Subscription:
 		if v != nil {
-			return t.outSubscription(ctx, v)
+			out, err = t.outSubscription(ctx, v)
+			return appendEncoded(dst, out, err)
 		}
 	case *Probe:
 		if v != nil {
-			return t.encode(v)
+			out, err = t.encode(v)
+			return appendEncoded(dst, out, err)
 		}
 	}
 	return nil, fmt.Errorf("translate: Outbound: no stanza (%T)", v)
 }
 
-func (t *Translator) outMessage(ctx context.Context, m *Message) ([]Encoded, error) {
+// appendEncoded returns dst with out appended, or nil and err.
+func appendEncoded(dst, out []Encoded, err error) ([]Encoded, error) {
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, out...), nil
+}
+
+func (t *Translator) outMessage(ctx context.Context, dst []Encoded, m *Message) ([]Encoded, error) {
 	mm := *m
 	if mm.To.Resourcepart() == "" {
 		t.st.mu.Lock()
@@ -860,7 +874,7 @@ func (t *Translator) outMessage(ctx context.Context, m *Message) ([]Encoded, err
 		}
 		t.Logger.LogAttrs(ctx, slog.LevelDebug, "translate: outbound message", attrs...)
 	}
-	return []Encoded{e}, nil
+	return append(dst, e), nil
 }
 
 // shareNote asks the Gate whether remote may see local's presence at all
