@@ -199,3 +199,10 @@ func (s *Server) poll() {
 	h.efd = -1
 	_ = unix.Close(h.epfd)
 }
+
+// count is how many streams hibernate.
+func (h *hibernation) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.parked)
+}
