@@ -55,7 +55,8 @@
 //     log.
 //   - To a local user: a type='error' stanza is an answer to something we
 //     sent, and goes to Backend.Bounce (below); anything else goes to
-//     translate.Translator.Inbound, which applies the partner-type gate,
+//     translate.Translator.InboundFramed (the stanza as s2s read it: no
+//     second XML parse), which applies the partner-type gate,
 //     the subscription state machine and presence aggregation, and calls
 //     the Backend's Host methods (DeliverMessage, DeliverPresence,
 //     DeliverSubscription). The stanzas the Translator returns (error
@@ -70,9 +71,10 @@
 // the policy first (a refused domain changes no subscription state and is
 // never looked up nor dialled, REFERENCE §5.2 #18) and returns the
 // *policy.Denial; then the Translator encodes the value (one stanza, or
-// one per watcher) and s2s queues each stanza for its (local, remote)
-// domain pair, opening a stream through DNS SRV (RFC 6120 §3.2, XEP-0368)
-// when there is none. Send returns once every stanza is queued. What
+// one per watcher) and s2s queues each stanza, with the addresses the
+// Translator encoded (s2s.TrustedStanza: no parse of its own bytes), for
+// its (local, remote) domain pair, opening a stream through DNS SRV (RFC
+// 6120 §3.2, XEP-0368) when there is none. Send returns once every stanza is queued. What
 // cannot be delivered later — no server found (remote-server-not-found),
 // no answer or a failed authentication (remote-server-timeout), a policy
 // change, Shutdown — comes back through Backend.Bounce with the stanza

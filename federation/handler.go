@@ -42,7 +42,7 @@ func errItemNotFound() stanza.Error {
 // partner's rate and the local user's access).
 func (s *Server) handle(ctx context.Context, st *s2s.Stanza) error {
 	if m := s.Metrics; m != nil {
-		m.Stanza("in", s.partnerOf(st.FromDomain()))
+		m.Stanza("in", s.partnerOf(st.SenderDomain()))
 	}
 	if st.To.Localpart() == "" {
 		return s.handleDomain(ctx, st)

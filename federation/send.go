@@ -156,7 +156,7 @@ func (s *Server) sendStanza(ctx context.Context, st *s2s.Stanza) error {
 		return mapClosed(err)
 	}
 	if m := s.Metrics; m != nil {
-		m.Stanza("out", s.partnerOf(st.ToDomain()))
+		m.Stanza("out", s.partnerOf(st.RecipientDomain()))
 	}
 	return nil
 }

@@ -277,13 +277,13 @@ func domainLabel(domain string) (string, error) {
 	return certs.NormalizeDomain(domain)
 }
 
-// FromDomain returns the domain of From as an A-label (what the pool and
-// the policy use), without building a new string.
-func (st *Stanza) FromDomain() string { return st.srcDomain }
+// SenderDomain returns the domain of From as an A-label (what the pool
+// and the policy use), without building a new string.
+func (st *Stanza) SenderDomain() string { return st.srcDomain }
 
-// ToDomain returns the domain of To as an A-label, without building a new
-// string.
-func (st *Stanza) ToDomain() string { return st.dstDomain }
+// RecipientDomain returns the domain of To as an A-label, without
+// building a new string.
+func (st *Stanza) RecipientDomain() string { return st.dstDomain }
 
 // Raw returns the stanza's XML. It is shared: do not modify it.
 func (st *Stanza) Raw() []byte { return st.raw }

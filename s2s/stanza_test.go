@@ -183,9 +183,9 @@ func TestTrustedStanza(t *testing.T) {
 			got.Type != want.Type || string(got.Raw()) != in {
 			t.Errorf("TrustedStanza(%q) = %+v, want %+v", in, got, want)
 		}
-		if got.FromDomain() != want.From.Domainpart() || got.ToDomain() != want.To.Domainpart() ||
-			want.FromDomain() != got.FromDomain() || want.ToDomain() != got.ToDomain() {
-			t.Errorf("TrustedStanza(%q) domains %q, %q; ParseStanza's %q, %q", in, got.FromDomain(), got.ToDomain(), want.FromDomain(), want.ToDomain())
+		if got.SenderDomain() != want.From.Domainpart() || got.RecipientDomain() != want.To.Domainpart() ||
+			want.SenderDomain() != got.SenderDomain() || want.RecipientDomain() != got.RecipientDomain() {
+			t.Errorf("TrustedStanza(%q) domains %q, %q; ParseStanza's %q, %q", in, got.SenderDomain(), got.RecipientDomain(), want.SenderDomain(), want.RecipientDomain())
 		}
 		// The reply needs the domains TrustedStanza worked out.
 		if want.Type != "error" {
