@@ -36,15 +36,24 @@
 // # The codec
 //
 // Decode reads one stanza (a message, presence or iq in jabber:server,
-// declared or inherited) and Encode writes one. Both use encoding/xml:
-// Decode refuses XML that is not well-formed, not restricted (RFC 6120
+// declared or inherited) and Encode writes one. Decode uses encoding/xml:
+// it refuses XML that is not well-formed, not restricted (RFC 6120
 // §11.1: no comment, processing instruction or DOCTYPE) or nested deeper
-// than 64 elements, without assuming that the stream reader checked it; Encode
-// escapes every text and refuses text XML cannot carry (invalid UTF-8,
-// control characters) with a *FieldError naming the field. Decode never
-// panics, and every error it returns is a stanza.Error with an English
-// text, or ErrIgnore for a stanza dropped on purpose (never answered).
-// ErrorReply builds the answer to a refused stanza (RFC 6120 §8.3).
+// than 64 elements, without assuming that the stream reader checked it;
+// Encode writes the bytes encoding/xml would write, escapes every text and
+// refuses text XML cannot carry (invalid UTF-8, control characters) with
+// a *FieldError naming the field. Decode never panics, and every error it
+// returns is a stanza.Error with an English text, or ErrIgnore for a
+// stanza dropped on purpose (never answered). ErrorReply builds the
+// answer to a refused stanza (RFC 6120 §8.3).
+//
+// DecodeFramed is Decode for a stanza the s2s stream reader already read
+// and checked: it reads the bytes without encoding/xml and takes the
+// addresses s2s parsed, and gives what Decode gives (a differential fuzz
+// test holds it to that); EncodeStanza is Encode returning the addresses
+// it wrote with the bytes, for s2s.TrustedStanza. Translator.InboundFramed
+// and OutboundEncoded are the Translator's entry points over them, which
+// package federation uses.
 //
 // What Decode makes of each stanza:
 //

@@ -2,11 +2,13 @@ package translate_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	xwire "github.com/xmppfed/xmppfed/internal/wire"
+	"github.com/xmppfed/xmppfed/policy"
 	"github.com/xmppfed/xmppfed/translate"
 )
 
@@ -176,4 +179,80 @@ func corpusBytes(b []byte) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+// inboundWorld is a Translator with the roster and partners of
+// FuzzTranslatorInbound, and its host.
+func inboundWorld(tb testing.TB, p *policy.Policy) (*translate.Translator, *fakeHost) {
+	ctx := context.Background()
+	roster := new(translate.MemRoster)
+	states := []translate.SubState{translate.Both, translate.To, translate.From, translate.NonePendingOut}
+	for i, remote := range []string{"alice@fed.example", "vera@ver.example", "uma@unv.example", "dave@fed.example"} {
+		if err := roster.SetState(ctx, bob, jid.MustParse(remote), states[i]); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	host := new(fakeHost)
+	host.setCurrent(bob, translate.Busy, "note")
+	return &translate.Translator{Host: host, Roster: roster, Gate: p, MaxMessageBytes: 4096}, host
+}
+
+// FuzzInboundFramedMatchesInbound holds Translator.InboundFramed to
+// Inbound: for anything the framer frames as a stanza s2s hands on, the
+// same replies (ids aside), the same deliveries to the host, the same
+// error or none.
+func FuzzInboundFramedMatchesInbound(f *testing.F) {
+	for _, s := range []string{
+		`<message xmlns='jabber:server' from='alice@fed.example/r' to='bob@corp.example' type='chat' id='1'><body>hi</body></message>`,
+		`<message xmlns='jabber:server' from='uma@unv.example/r' to='bob@corp.example' type='normal'><body>hi</body></message>`,
+		`<message from='alice@fed.example/r' to='bob@corp.example'><body>a&amp;b</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>`,
+		`<message from='alice@fed.example/r' to='bob@corp.example' type='groupchat'><body>x</body></message>`,
+		`<presence xmlns='jabber:server' from='alice@fed.example/r' to='bob@corp.example'><show>dnd</show><priority>-3</priority></presence>`,
+		`<presence xmlns='jabber:server' from='uma@unv.example' to='bob@corp.example' type='subscribe'/>`,
+		`<presence xmlns='jabber:server' from='alice@fed.example' to='bob@corp.example' type='probe'/>`,
+		`<presence from='vera@ver.example' to='bob@corp.example' type='probe' id='p1'/>`,
+		`<presence from='Alice@fed.example' to='bob@corp.example' type='unsubscribe'/>`,
+		`<iq from='alice@fed.example/r' to='bob@corp.example' type='get' id='q'><query xmlns='jabber:iq:version'/></iq>`,
+	} {
+		f.Add([]byte(s))
+	}
+	ctx := context.Background()
+	p, err := policy.New(ctx, policy.NewMemStore(&policy.Config{
+		Partners: []policy.Partner{
+			{Domain: "fed.example", Type: policy.Federated},
+			{Domain: "ver.example", Type: policy.PublicVerified},
+			{Domain: "unv.example", Type: policy.PublicUnverified},
+		},
+		Policies: []policy.AccessPolicy{{Name: "global", EnableXMPPAccess: true, EnableFederationAccess: true}},
+	}), nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	// The id a reply gets when the stanza it answers had none is random.
+	randomIDs := regexp.MustCompile(` id="[^"]*"`)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		raw, from, to, ok := framed(data)
+		if !ok {
+			return
+		}
+		tr1, h1 := inboundWorld(t, p)
+		tr2, h2 := inboundWorld(t, p)
+		out1, err1 := tr1.Inbound(ctx, raw)
+		out2, err2 := tr2.InboundFramed(ctx, raw, from, to)
+		if (err1 == nil) != (err2 == nil) || len(out1) != len(out2) {
+			t.Fatalf("%q: Inbound = %q, %v; InboundFramed = %q, %v", raw, out1, err1, out2, err2)
+		}
+		for i := range out1 {
+			if a, b := randomIDs.ReplaceAll(out1[i], nil), randomIDs.ReplaceAll(out2[i], nil); !bytes.Equal(a, b) {
+				t.Fatalf("%q: reply %d:\nInbound:       %s\nInboundFramed: %s", raw, i, out1[i], out2[i])
+			}
+		}
+		h1.mu.Lock()
+		h2.mu.Lock()
+		defer h1.mu.Unlock()
+		defer h2.mu.Unlock()
+		if !reflect.DeepEqual(h1.msgs, h2.msgs) || !reflect.DeepEqual(h1.pres, h2.pres) || !reflect.DeepEqual(h1.subs, h2.subs) {
+			t.Fatalf("%q: the host got\n%+v %+v %+v\nand\n%+v %+v %+v", raw, h1.msgs, h1.pres, h1.subs, h2.msgs, h2.pres, h2.subs)
+		}
+	})
 }
