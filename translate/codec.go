@@ -50,6 +50,9 @@ type node struct {
 	attr []xml.Attr
 	text strings.Builder
 	kids []*node
+	// kid0 holds the first child for parseFramed, so that an element with
+	// one child (a message's body) needs no slice of its own.
+	kid0 [1]*node
 }
 
 // get returns the value of the attribute local (no namespace).

@@ -121,7 +121,12 @@ func parseFramed(raw []byte, hints addrHints) (*node, [2]bool, error) {
 			if err != nil {
 				return root, p.matched, errFramed(err.Error())
 			}
-			top.kids = append(top.kids, n)
+			if top.kids == nil {
+				top.kid0[0] = n
+				top.kids = top.kid0[:1:1] // the next child moves them out
+			} else {
+				top.kids = append(top.kids, n)
+			}
 			if !self {
 				stack = append(stack, n)
 			}
