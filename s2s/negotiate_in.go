@@ -57,7 +57,7 @@ func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool
 		if !s.canTLS() {
 			return nil, negErrf("", "", "tls", "direct TLS connection but Server.TLSConfig has no certificate")
 		}
-		tc := tls.Server(conn, s.serverTLS())
+		tc := tls.Server(conn, s.inboundTLS())
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return nil, negErr("", "", "tls", err)
 		}
@@ -246,7 +246,7 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 			if err := st.write([]byte("<proceed xmlns='" + wire.NSTLS + "'/>")); err != nil {
 				return 0, negErr(st.local, st.remote, "starttls", err)
 			}
-			tc := tls.Server(st.conn, s.serverTLS())
+			tc := tls.Server(st.conn, s.inboundTLS())
 			if err := tc.HandshakeContext(ctx); err != nil {
 				return 0, negErr(st.local, st.remote, "tls", err)
 			}
@@ -361,3 +361,17 @@ func (st *stream) timeoutError(ctx context.Context, err error, xmlOK, needHeader
 // timeoutErrorWrite bounds the write of the stream error that ends a
 // negotiation cut by its context.
 const timeoutErrorWrite = time.Second
+
+// inboundTLS is serverTLS built once per certificate source of
+// Server.TLSConfig and shared by every inbound connection (a tls.Conn
+// keeps its configuration for its life). Session tickets stay off: with
+// a clone per connection no ticket could ever be used again, and sharing
+// must not make sessions resumable (every stream proves its certificate
+// in a full handshake).
+func (s *Server) inboundTLS() *tls.Config {
+	return s.tlsIn.Get(s.TLSConfig, func(*tls.Config) *tls.Config {
+		cfg := s.serverTLS()
+		cfg.SessionTicketsDisabled = true
+		return cfg
+	})
+}

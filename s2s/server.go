@@ -15,6 +15,7 @@ import (
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco"
 	"github.com/xmppfed/xmppfed/internal/clock"
+	"github.com/xmppfed/xmppfed/internal/tlscert"
 	"github.com/xmppfed/xmppfed/policy"
 )
 
@@ -140,6 +141,9 @@ type Server struct {
 	run serverState
 	// hib parks idle streams without a reader goroutine (hibernate*.go).
 	hib hibernation
+	// tlsIn is the TLS configuration of inbound connections, shared
+	// (inboundTLS).
+	tlsIn tlscert.Shared
 
 	dedupe dedupeState // resent stanzas already handled (dedupe.go)
 }

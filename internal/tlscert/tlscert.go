@@ -1,10 +1,14 @@
 // Package tlscert picks our own certificate for a local domain out of a
 // tls.Config, for the client side of a connection (the certificate we
 // present when we open a stream), where crypto/tls offers no GetCertificate
-// hook keyed by our name.
+// hook keyed by our name; and it shares one configuration derived from our
+// base configuration between connections (Shared).
 package tlscert
 
-import "crypto/tls"
+import (
+	"crypto/tls"
+	"sync"
+)
 
 // For returns the certificate cfg would serve for domain: what
 // GetCertificate returns for that server name, else the first of
@@ -24,4 +28,46 @@ func For(cfg *tls.Config, domain string) *tls.Certificate {
 		return &cfg.Certificates[0]
 	}
 	return nil
+}
+
+// Shared hands out one configuration derived from a base tls.Config to
+// every connection, instead of a clone per connection (a tls.Conn keeps
+// its configuration for its whole life: about 470 bytes each). The
+// derived configuration is built again when the base's certificate source
+// changes: another base, or another Certificates slice. A GetCertificate
+// function (certs.Reloader) is called by the derived configuration at
+// every handshake, so reloaded certificates apply without a rebuild. The
+// zero value is ready; a Shared must not be copied after first use.
+type Shared struct {
+	mu  sync.Mutex
+	key sourceKey
+	cfg *tls.Config
+}
+
+// sourceKey identifies a base configuration's certificate source.
+type sourceKey struct {
+	base  *tls.Config
+	first *tls.Certificate // &base.Certificates[0], nil if none
+	n     int              // len(base.Certificates)
+}
+
+func keyOf(base *tls.Config) sourceKey {
+	k := sourceKey{base: base}
+	if base != nil && len(base.Certificates) > 0 {
+		k.first, k.n = &base.Certificates[0], len(base.Certificates)
+	}
+	return k
+}
+
+// Get returns the configuration derive made from base, calling derive
+// only when there is none yet for base's current certificate source. The
+// result is shared: callers must not modify it.
+func (s *Shared) Get(base *tls.Config, derive func(base *tls.Config) *tls.Config) *tls.Config {
+	k := keyOf(base)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg == nil || s.key != k {
+		s.cfg, s.key = derive(base), k
+	}
+	return s.cfg
 }
