@@ -235,8 +235,10 @@ func (s *soak) setPhase(p string) { s.phase.Store(&p) }
 func (s *soak) now() time.Duration { return time.Since(s.origin) }
 
 // checkDescriptors fails early when the domains cannot all have their
-// listener and a stream each way: about 5 descriptors per domain (a
-// listener, and both ends of two loopback connections), plus a margin.
+// listener and a stream each way: about 7 descriptors per domain (a
+// listener, both ends of two loopback connections, and on Linux the two
+// anonymous descriptors of the s2s.Server's poller of hibernated streams),
+// plus a margin. 1000 domains measured 7004 at most.
 func checkDescriptors(t *testing.T, cfg soakConfig) {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/limits")
@@ -255,10 +257,10 @@ func checkDescriptors(t *testing.T, cfg soakConfig) {
 		if err != nil {
 			return // unlimited
 		}
-		need := 5*cfg.domains + 100
+		need := 7*cfg.domains + 100
 		if need > soft {
 			t.Fatalf("soak: %d domains need about %d descriptors, RLIMIT_NOFILE is %d: at most %d domains fit",
-				cfg.domains, need, soft, (soft-100)/5)
+				cfg.domains, need, soft, (soft-100)/7)
 		}
 		t.Logf("soak: descriptors: about %d needed, limit %d", need, soft)
 		return
