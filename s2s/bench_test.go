@@ -143,10 +143,12 @@ func BenchmarkEstablish(b *testing.B) {
 // baseline taken after every initiating Server was created and started
 // (Server.Stats starts it), so per-Server fixed cost (maps, contexts, the
 // receiver's listener) is excluded, to the moment every stream is
-// established and idle. It includes the connection's TCP sockets, both
-// crypto/tls connections, both wire readers and writers, the runtime and
-// negotiation state, the outbound pool entry and every goroutine the
-// streams keep. Metrics: B/stream is that growth per stream end (2*conns),
+// established and idle (hibernating, where streams hibernate: each
+// initiating Server then keeps one poller goroutine, counted in
+// goroutines/conn because every connection has a Server of its own). It
+// includes the connection's TCP sockets, both crypto/tls connections,
+// both wire readers and writers, the runtime and negotiation state, the
+// outbound pool entry and every goroutine the streams keep. Metrics: B/stream is that growth per stream end (2*conns),
 // B/conn per connection, goroutines/conn the goroutines kept per
 // connection and stack-B/conn the StackInuse part. Kernel socket buffers
 // are not Go memory and are not counted. Run with -benchtime=1x. With
@@ -157,7 +159,7 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 	h := newHarness(b)
 	var n atomic.Int64
 	all := make(chan struct{})
-	h.node("b.example", nodeOpt{handler: s2s.HandlerFunc(func(context.Context, *s2s.Stanza) error {
+	recv := h.node("b.example", nodeOpt{handler: s2s.HandlerFunc(func(context.Context, *s2s.Stanza) error {
 		if n.Add(1) == conns {
 			close(all)
 		}
@@ -194,6 +196,7 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 		case <-time.After(2 * time.Minute):
 			b.Fatalf("only %d of %d streams delivered", n.Load(), conns)
 		}
+		waitHibernating(recv.srv, srvs, conns)
 		after, g1 := settledMem()
 		if p := os.Getenv("S2S_HEAPPROFILE"); p != "" {
 			writeHeapProfile(b, p)
@@ -207,6 +210,26 @@ func BenchmarkIdleStreamMemory(b *testing.B) {
 			_ = s.Close()
 		}
 		all = make(chan struct{})
+	}
+}
+
+// waitHibernating waits (boundedly: twice s2s.HibernateAfter and a little more,
+// in 10 ms steps) until both ends of every one of the conns streams
+// hibernate, where streams hibernate: an idle stream is measured as it
+// stays, not as it is in its first second.
+func waitHibernating(recv *s2s.Server, srvs []*s2s.Server, conns int) {
+	if !s2s.HibernationSupported {
+		return
+	}
+	for range int(2*s2s.HibernateAfter/(10*time.Millisecond)) + 100 {
+		n := s2s.Hibernated(recv)
+		for _, s := range srvs {
+			n += s2s.Hibernated(s)
+		}
+		if n >= 2*conns {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

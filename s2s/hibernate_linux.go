@@ -4,11 +4,12 @@ package s2s
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,71 +18,60 @@ import (
 const hibernationSupported = true
 
 // hibernation is a Server's poller of hibernated streams: one epoll
-// instance, one eventfd that wakes the poller when the Server begins to
-// stop, and one goroutine, started with the first stream that hibernates
-// and ended by Shutdown or Close (or an epoll failure), which then wakes
-// every stream it holds. The epoll data of a connection is its stream's
-// hibernation id, never its descriptor: descriptors are reused.
+// instance and one goroutine, started with the first stream that
+// hibernates and ended by Shutdown or Close (or an epoll failure), which
+// then wakes every stream it holds. The epoll descriptor is non-blocking
+// and waited on through the runtime's own netpoller (an os.File), so the
+// poller holds no OS thread while it waits, and a read deadline ends the
+// wait when the Server begins to stop. The epoll data of a connection is
+// its stream's hibernation id, never its descriptor: descriptors are
+// reused.
 type hibernation struct {
-	next atomic.Uint64 // hibernation ids; 0 is the eventfd's
+	next atomic.Uint64 // hibernation ids, from 1
 
 	mu      sync.Mutex
 	started bool // the poller goroutine was started
 	stopped bool // it ended or is ending: no stream parks any more
 	epfd    int
-	efd     int                // the eventfd, -1 once closed
+	ep      *os.File           // epfd, for the runtime's netpoller
 	parked  map[uint64]*stream // hibernated streams by id
 }
 
-// pollEvents is how many readiness events one epoll_wait returns at most.
-const pollEvents = 128
+// pollEvents is how many readiness events one epoll_wait returns at most
+// (the poller asks again until none is left); small, as the array lives on
+// the poller's stack.
+const pollEvents = 32
 
-// startLocked creates the epoll instance and starts the poller; hib.mu is
-// held. It reports false (and the stream does not park) when the kernel
-// refuses.
+// startPollerLocked creates the epoll instance and starts the poller;
+// hib.mu is held. It reports false (and the stream does not park) when the
+// kernel refuses.
 func (s *Server) startPollerLocked() bool {
 	h := &s.hib
 	if h.started {
 		return !h.stopped
 	}
+	h.started = true
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		h.started, h.stopped = true, true
-		s.log.LogAttrs(s.run.ctx, slog.LevelWarn, "s2s idle streams keep their reader: epoll_create1 failed", slog.Any("err", err))
-		return false
-	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err == nil {
-		ev := unix.EpollEvent{Events: unix.EPOLLIN}
-		if err = unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &ev); err != nil {
-			_ = unix.Close(efd)
+		if err = unix.SetNonblock(epfd, true); err != nil {
+			_ = unix.Close(epfd)
 		}
 	}
 	if err != nil {
-		_ = unix.Close(epfd)
-		h.started, h.stopped = true, true
-		s.log.LogAttrs(s.run.ctx, slog.LevelWarn, "s2s idle streams keep their reader: eventfd failed", slog.Any("err", err))
+		h.stopped = true
+		s.log.LogAttrs(s.run.ctx, slog.LevelWarn, "s2s idle streams keep their reader: no epoll instance", slog.Any("err", err))
 		return false
 	}
-	h.started, h.epfd, h.efd = true, epfd, efd
+	// Non-blocking: os.NewFile registers it with the runtime's netpoller.
+	h.epfd, h.ep = epfd, os.NewFile(uintptr(epfd), "s2s-hibernation-epoll")
 	h.parked = make(map[uint64]*stream)
 	// The parking reader is counted in s.run.wg: this Add is never at zero.
 	s.run.wg.Go(s.poll)
-	context.AfterFunc(s.run.stopping, s.signalPoller)
+	context.AfterFunc(s.run.stopping, func() {
+		// Ends the poller's wait; the poller closes the file itself.
+		_ = h.ep.SetReadDeadline(time.Unix(1, 0))
+	})
 	return true
-}
-
-// signalPoller wakes the poller (the Server begins to stop).
-func (s *Server) signalPoller() {
-	h := &s.hib
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.efd < 0 {
-		return
-	}
-	var one [8]byte
-	binary.NativeEndian.PutUint64(one[:], 1)
-	_, _ = unix.Write(h.efd, one[:])
 }
 
 // park hands st, whose reader is about to exit, to the poller. It
@@ -166,27 +156,35 @@ func (s *Server) wakeLocked(st *stream) {
 func (s *Server) poll() {
 	h := &s.hib
 	events := make([]unix.EpollEvent, pollEvents)
-	for {
-		n, err := unix.EpollWait(h.epfd, events, -1)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			s.log.LogAttrs(s.run.ctx, slog.LevelWarn, "s2s poller of idle streams failed; they keep their reader from now on", slog.Any("err", err))
-			break
-		}
-		stop := false
-		for _, ev := range events[:n] {
-			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
-			if id == 0 {
-				stop = true
-				continue
+	rc, err := h.ep.SyscallConn()
+	if err == nil {
+		var werr error
+		err = rc.Read(func(fd uintptr) bool {
+			for {
+				n, err := unix.EpollWait(int(fd), events, 0)
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				if err != nil {
+					werr = err
+					return true
+				}
+				if n == 0 {
+					// Nothing ready: wait in the netpoller for the next
+					// event (or the deadline that stops us).
+					return false
+				}
+				for _, ev := range events[:n] {
+					s.wake(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32)
+				}
 			}
-			s.wake(id)
+		})
+		if err == nil {
+			err = werr
 		}
-		if stop {
-			break
-		}
+	}
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		s.log.LogAttrs(s.run.ctx, slog.LevelWarn, "s2s poller of idle streams failed; they keep their reader from now on", slog.Any("err", err))
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -195,9 +193,7 @@ func (s *Server) poll() {
 		delete(h.parked, id)
 		s.wakeLocked(st)
 	}
-	_ = unix.Close(h.efd)
-	h.efd = -1
-	_ = unix.Close(h.epfd)
+	_ = h.ep.Close()
 }
 
 // count is how many streams hibernate.
