@@ -29,17 +29,42 @@ func (s *Server) watchPolicy() {
 // longer counts as the same partner), and bounces the stanzas queued for
 // such domains with the refusal's stanza error. Streams still negotiating
 // are checked when they complete (register, runStream). Changed
-// settings apply to new streams only.
+// settings apply to new streams only. The policy is asked once per
+// remote domain; only the streams of refused domains, and those carrying
+// pairs for more than one domain, are looked at.
 func (s *Server) recheck() {
 	ctx := s.run.ctx
 	r := &s.run
+	refusal := make(map[string]error)
+	check := func(domain string) error {
+		err, ok := refusal[domain]
+		if !ok {
+			_, err = s.remote(domain)
+			refusal[domain] = err
+		}
+		return err
+	}
 	r.mu.Lock()
-	sts := make([]*stream, 0, len(r.streams))
-	for st := range r.streams {
-		sts = append(sts, st)
+	domains := make([]string, 0, len(r.byRemote))
+	for d := range r.byRemote {
+		domains = append(domains, d)
+	}
+	concerned := make(map[*stream]struct{}, len(r.multi))
+	for st := range r.multi {
+		concerned[st] = struct{}{}
 	}
 	r.mu.Unlock()
-	for _, st := range sts {
+	for _, d := range domains {
+		if check(d) == nil {
+			continue
+		}
+		r.mu.Lock()
+		for _, st := range r.byRemote[d] {
+			concerned[st] = struct{}{}
+		}
+		r.mu.Unlock()
+	}
+	for st := range concerned {
 		err := s.streamDenied(st)
 		if err == nil {
 			continue
@@ -54,7 +79,7 @@ func (s *Server) recheck() {
 		_ = st.streamFail(streamerr.PolicyViolation, err.Error())
 	}
 	for _, op := range s.pairSnapshot() {
-		_, err := s.remote(op.p.remote)
+		err := check(op.p.remote)
 		if err == nil {
 			continue
 		}

@@ -358,7 +358,9 @@ func (s *Server) obtain(ctx context.Context, p pair) (*stream, error) {
 // piggybackCandidates lists established streams we send on that may carry
 // p too: those to p.remote (another of our domains), then those to
 // another domain of the same partner (REFERENCE §5.3 #37) whose peer
-// certificate also verifies for p.remote (the same server).
+// certificate also verifies for p.remote (the same server). It looks only
+// at the streams to p.remote and, for a partner's domain, at those counted
+// under the partner (the byRemote and byPartner indexes).
 func (s *Server) piggybackCandidates(p pair) []*stream {
 	rem, err := s.remote(p.remote)
 	if err != nil {
@@ -367,14 +369,26 @@ func (s *Server) piggybackCandidates(p pair) []*stream {
 	r := &s.run
 	r.mu.Lock()
 	var same, other []*stream
-	for st := range r.streams {
-		if !st.rt.accepting() || !st.canPing() {
-			continue
-		}
-		if st.remote == p.remote {
+	for _, st := range r.byRemote[p.remote] {
+		if st.rt.accepting() && st.canPing() {
 			same = append(same, st)
-		} else if st.tls != nil && len(st.tls.PeerCertificates) > 0 && rem.SamePartner(st.remote) {
-			other = append(other, st)
+		}
+	}
+	if rem.Partner != "" {
+		// Under open federation (no partner) a domain is its own partner:
+		// only streams to p.remote itself qualify, listed above. A
+		// partner's streams are those to its main domain and those
+		// indexed under it.
+		key := partnerKey(rem)
+		for _, l := range [2][]*stream{r.byRemote[key], r.byPartner[key]} {
+			for _, st := range l {
+				if st.remote == p.remote || st.partner != key || st.tls == nil || len(st.tls.PeerCertificates) == 0 {
+					continue
+				}
+				if st.rt.accepting() && st.canPing() && rem.SamePartner(st.remote) {
+					other = append(other, st)
+				}
+			}
 		}
 	}
 	r.mu.Unlock()
@@ -445,7 +459,10 @@ func (s *Server) bounceAll(why error) {
 
 // streamLost gives back the stanzas a stream did not deliver (unsent, or
 // unacknowledged with XEP-0198) to their pairs, ahead of newer ones, and
-// reconnects the pairs that have stanzas waiting.
+// reconnects the pairs that have stanzas waiting. It touches only the
+// pool entries concerned: the pairs of the stanzas given back and the
+// pairs st was authorized to send for (a pair's stream is always one
+// authorized for it).
 func (s *Server) streamLost(st *stream, back []*Stanza, err error) {
 	r := &s.run
 	byPair := make(map[pair][]*Stanza)
@@ -453,10 +470,26 @@ func (s *Server) streamLost(st *stream, back []*Stanza, err error) {
 		p := pair{local: b.srcDomain, remote: b.dstDomain}
 		byPair[p] = append(byPair[p], b)
 	}
-	ops := s.pairSnapshot()
+	st.mu.Lock()
+	concerned := make([]pair, 0, len(st.send)+len(byPair))
+	for p := range st.send {
+		concerned = append(concerned, p)
+	}
+	for p := range byPair {
+		if _, ok := st.send[p]; !ok {
+			concerned = append(concerned, p)
+		}
+	}
+	st.mu.Unlock()
 	r.mu.Lock()
-	closed := r.closed && r.ctx.Err() != nil
+	ops := make([]*outPair, 0, len(concerned))
+	for _, p := range concerned {
+		if op := r.pairs[p]; op != nil {
+			ops = append(ops, op)
+		}
+	}
 	r.mu.Unlock()
+	var stopped []*Stanza
 	for _, op := range ops {
 		op.mu.Lock()
 		if op.st == st {
@@ -466,9 +499,15 @@ func (s *Server) streamLost(st *stream, back []*Stanza, err error) {
 			delete(byPair, op.p)
 			op.queue = append(b, op.queue...)
 			s.run.queued.Add(int64(len(b)))
-			if !closed {
-				s.kick(op)
-			}
+			s.kick(op) // no attempt once Close began
+		}
+		if r.ctx.Err() != nil && len(op.queue) > 0 && !op.dialing {
+			// Close began: nobody retries, and Close's own bounceAll
+			// may have passed this pair already (checked under op.mu,
+			// after the requeue, so one of the two bounces them).
+			stopped = append(stopped, op.queue...)
+			s.run.queued.Add(-int64(len(op.queue)))
+			op.queue = nil
 		}
 		s.prune(op)
 		op.mu.Unlock()
@@ -482,9 +521,8 @@ func (s *Server) streamLost(st *stream, back []*Stanza, err error) {
 		s.bounce(b, stanza.Error{Type: stanza.Wait, Condition: stanza.RemoteServerTimeout,
 			Text: map[string]string{"": why.Error()}})
 	}
-	if closed {
-		s.bounceAll(why)
-	}
+	s.bounce(stopped, stanza.Error{Type: stanza.Wait, Condition: stanza.RemoteServerTimeout,
+		Text: map[string]string{"": why.Error()}})
 	s.notifyPool()
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -29,17 +30,34 @@ type serverState struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the server started
 
+	// Lock order: an outPair's mu, then mu, then a stream's mu (st.mu)
+	// or its runState's mu; never the other way round. A stream's
+	// authorize takes mu only after releasing st.mu.
 	mu         sync.Mutex
 	closed     bool // Shutdown or Close called: no new streams or stanzas
 	listeners  map[net.Listener]struct{}
 	streams    map[*stream]struct{} // registered streams
 	perPartner map[string]int       // registered streams per partner (partnerKey)
-	pending    map[net.Conn]struct{}
-	pairs      map[pair]*outPair  // the outbound pool
-	pings      map[string]*stream // outstanding XEP-0199 pings by id
-	dials      map[string]int     // dials in progress per partner (partnerKey)
-	dialsAll   int                // dials in progress in total
-	shutdown   chan struct{}      // closed by Shutdown and Close
+	// Indexes of the registered streams, kept exact by register,
+	// unregister and authorize, so that finding a stream for a pair, a
+	// domain or a partner looks at the streams concerned only, not at all
+	// of them: by the peer's domain (st.remote), by partner key
+	// (st.partner, what perPartner counts) for the streams whose partner
+	// key is not their domain (the others are found under byRemote), and
+	// by each pair we may send for on the stream (st.send).
+	byRemote  map[string][]*stream
+	byPartner map[string][]*stream
+	bySend    map[pair][]*stream
+	// multi holds the registered streams that carry a pair (either way)
+	// for another domain than the one they were admitted for: the only
+	// ones the policy watcher must check pair by pair.
+	multi    map[*stream]struct{}
+	pending  map[net.Conn]struct{}
+	pairs    map[pair]*outPair  // the outbound pool
+	pings    map[string]*stream // outstanding XEP-0199 pings by id
+	dials    map[string]int     // dials in progress per partner (partnerKey)
+	dialsAll int                // dials in progress in total
+	shutdown chan struct{}      // closed by Shutdown and Close
 	// stopping ends with shutdown: it ends waits that must not hold a
 	// graceful Shutdown up (the partner's rate limiter).
 	stopping   context.Context
@@ -60,6 +78,10 @@ func (s *Server) start() {
 		r.listeners = make(map[net.Listener]struct{})
 		r.streams = make(map[*stream]struct{})
 		r.perPartner = make(map[string]int)
+		r.byRemote = make(map[string][]*stream)
+		r.byPartner = make(map[string][]*stream)
+		r.bySend = make(map[pair][]*stream)
+		r.multi = make(map[*stream]struct{})
 		r.pending = make(map[net.Conn]struct{})
 		r.pairs = make(map[pair]*outPair)
 		r.pings = make(map[string]*stream)
@@ -262,6 +284,23 @@ func (s *Server) register(st *stream) error {
 	rt.registered = true
 	r.streams[st] = struct{}{}
 	r.perPartner[st.partner]++
+	addIndex(r.byRemote, st.remote, st)
+	if st.partner != st.remote {
+		addIndex(r.byPartner, st.partner, st)
+	}
+	multi := st.rem.Domain != st.remote
+	st.mu.Lock()
+	for p := range st.send {
+		addIndex(r.bySend, p, st)
+		multi = multi || p.remote != st.remote
+	}
+	for p := range st.recv {
+		multi = multi || p.remote != st.remote
+	}
+	st.mu.Unlock()
+	if multi {
+		r.multi[st] = struct{}{}
+	}
 	return nil
 }
 
@@ -278,6 +317,61 @@ func (s *Server) unregister(st *stream) {
 	if r.perPartner[st.partner]--; r.perPartner[st.partner] <= 0 {
 		delete(r.perPartner, st.partner)
 	}
+	removeIndex(r.byRemote, st.remote, st)
+	if st.partner != st.remote {
+		removeIndex(r.byPartner, st.partner, st)
+	}
+	st.mu.Lock()
+	for p := range st.send {
+		removeIndex(r.bySend, p, st)
+	}
+	st.mu.Unlock()
+	delete(r.multi, st)
+}
+
+// indexPair records in the Server's indexes that p was authorized on st
+// (send: for us to send), when st is registered (register indexes the
+// pairs authorized before). The caller holds no lock.
+func (s *Server) indexPair(st *stream, p pair, send bool) {
+	r := &s.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.streams[st]; !ok {
+		return
+	}
+	if send {
+		addIndex(r.bySend, p, st)
+	}
+	if p.remote != st.remote {
+		r.multi[st] = struct{}{}
+	}
+}
+
+// addIndex adds st to m[k] once; s.run.mu is held.
+func addIndex[K comparable](m map[K][]*stream, k K, st *stream) {
+	l := m[k]
+	if slices.Contains(l, st) {
+		return
+	}
+	m[k] = append(l, st)
+}
+
+// removeIndex removes st from m[k], and the key once its list is empty;
+// s.run.mu is held.
+func removeIndex[K comparable](m map[K][]*stream, k K, st *stream) {
+	l := m[k]
+	i := slices.Index(l, st)
+	if i < 0 {
+		return
+	}
+	last := len(l) - 1
+	l[i] = l[last]
+	l[last] = nil
+	if last == 0 {
+		delete(m, k)
+		return
+	}
+	m[k] = l[:last]
 }
 
 // reserveDial counts a dial to rem's partner when one more stream fits the
@@ -303,14 +397,15 @@ func (s *Server) reserveDial(rem *policy.Remote) (string, error) {
 // outboundFor returns an established stream we may send on for (local,
 // remote) — outbound, or inbound with bidi — or nil. A stream to another
 // domain carries the pair only when it was authorized on it and that
-// domain still belongs to the same partner (REFERENCE §5.3 #37).
+// domain still belongs to the same partner (REFERENCE §5.3 #37). It looks
+// only at the streams authorized for the pair (the bySend index).
 func (s *Server) outboundFor(local, remote string) *stream {
 	s.start()
 	p := pair{local: local, remote: remote}
 	r := &s.run
 	r.mu.Lock()
 	var other []*stream
-	for st := range r.streams {
+	for _, st := range r.bySend[p] {
 		if st.canSend(p) && st.rt.accepting() {
 			if st.remote == remote {
 				r.mu.Unlock()

@@ -133,7 +133,6 @@ func (st *stream) keepAlive() time.Duration {
 // to remote (send) are authenticated on st with method m.
 func (st *stream) authorize(p pair, m AuthMethod, send bool) {
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	set := &st.recv
 	if send {
 		set = &st.send
@@ -141,8 +140,15 @@ func (st *stream) authorize(p pair, m AuthMethod, send bool) {
 	if *set == nil {
 		*set = make(map[pair]AuthMethod)
 	}
-	if _, ok := (*set)[p]; !ok {
+	_, had := (*set)[p]
+	if !had {
 		(*set)[p] = m
+	}
+	st.mu.Unlock()
+	if !had && st.srv != nil {
+		// The Server's indexes (lock order: the Server's mu is never
+		// taken under st.mu).
+		st.srv.indexPair(st, p, send)
 	}
 }
 
