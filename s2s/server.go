@@ -87,8 +87,10 @@ type Server struct {
 	// TLSConfig supplies our certificates: Certificates, or GetCertificate
 	// (for example certs.Reloader.GetCertificate), chosen by SNI for
 	// inbound streams and by our domain for the client certificate of
-	// outbound ones. It is cloned per stream; TLS 1.2 is the minimum
-	// whatever it says (RFC 7590).
+	// outbound ones. Inbound streams share one configuration derived from
+	// it (derived again when TLSConfig or its Certificates slice is
+	// replaced; a GetCertificate source reloads by itself), outbound ones
+	// clone it; TLS 1.2 is the minimum whatever it says (RFC 7590).
 	TLSConfig *tls.Config
 	// Verify configures peer certificate verification (roots, time).
 	Verify certs.VerifyOptions
