@@ -305,26 +305,28 @@ func (s *Server) attempt(op *outPair) {
 
 // obtain returns a stream we may send on for p: an established one, one
 // to the same remote server authorised for p by piggybacking (XEP-0220
-// §2.4, XEP-0344 when the certificate covers both), or a new one.
+// §2.4, XEP-0344 when the certificate covers both), or a new one, opened
+// once one of the Limits.Establishing slots is free.
 func (s *Server) obtain(ctx context.Context, p pair) (*stream, error) {
-	if st := s.outboundFor(p.local, p.remote); st != nil {
-		return st, nil
-	}
-	for _, st := range s.piggybackCandidates(p) {
-		if err := st.authorizeSend(ctx, p.local, p.remote); err == nil {
-			return st, nil
-		} else {
-			s.log.LogAttrs(ctx, slog.LevelDebug, "s2s piggyback refused",
-				slog.String("local", p.local), slog.String("remote", p.remote), slog.Any("err", err))
-		}
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
+	if st, err := s.reuse(ctx, p); st != nil || err != nil {
+		return st, err
 	}
 	r := &s.run
 	rem, err := s.remote(p.remote)
 	if err != nil {
 		return nil, negErr(p.local, p.remote, "policy", fmt.Errorf("%w: %w", ErrRefused, err))
+	}
+	waited, err := s.establishSlot(ctx)
+	if err != nil {
+		return nil, negErr(p.local, p.remote, "connect", fmt.Errorf("waiting for one of the %d establishment slots (Limits.Establishing): %w", cap(r.slots), err))
+	}
+	defer s.releaseSlot()
+	if waited {
+		// Another pair may have opened a stream this one can use while
+		// this one waited.
+		if st, err := s.reuse(ctx, p); st != nil || err != nil {
+			return st, err
+		}
 	}
 	key, err := s.reserveDial(rem)
 	if err != nil {
@@ -353,6 +355,56 @@ func (s *Server) obtain(ctx context.Context, p pair) (*stream, error) {
 	}
 	r.wg.Go(func() { _ = s.runStream(st) })
 	return st, nil
+}
+
+// reuse returns an established stream that carries p or can be made to
+// by piggybacking, or nil (and a nil error) when a new one is needed; the
+// error is ctx's end.
+func (s *Server) reuse(ctx context.Context, p pair) (*stream, error) {
+	if st := s.outboundFor(p.local, p.remote); st != nil {
+		return st, nil
+	}
+	for _, st := range s.piggybackCandidates(p) {
+		if err := st.authorizeSend(ctx, p.local, p.remote); err == nil {
+			return st, nil
+		} else {
+			s.log.LogAttrs(ctx, slog.LevelDebug, "s2s piggyback refused",
+				slog.String("local", p.local), slog.String("remote", p.remote), slog.Any("err", err))
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+	}
+	return nil, nil
+}
+
+// establishSlot takes one of the Limits.Establishing slots for a new
+// outbound stream, waiting for one while ctx lasts (no bound with a
+// negative limit: r.slots is nil). It reports whether it had to wait; the
+// caller gives the slot back with releaseSlot.
+func (s *Server) establishSlot(ctx context.Context) (waited bool, err error) {
+	slots := s.run.slots
+	if slots == nil {
+		return false, nil
+	}
+	select {
+	case slots <- struct{}{}:
+		return false, nil
+	default:
+	}
+	select {
+	case slots <- struct{}{}:
+		return true, nil
+	case <-ctx.Done():
+		return true, context.Cause(ctx)
+	}
+}
+
+// releaseSlot gives back a slot establishSlot took.
+func (s *Server) releaseSlot() {
+	if s.run.slots != nil {
+		<-s.run.slots
+	}
 }
 
 // piggybackCandidates lists established streams we send on that may carry

@@ -67,6 +67,9 @@ type serverState struct {
 	bufs       wire.BufferPool     // read/write buffers of established streams
 	failures   map[string]failure  // last failed attempt per remote domain (LastFailure)
 	queued     atomic.Int64        // stanzas in the pairs' queues (Queued)
+	// slots holds a token per outbound stream being established by the
+	// pool (Limits.Establishing; nil: no bound).
+	slots chan struct{}
 }
 
 // start initialises the Server (defaults, then the running state) once.
@@ -89,6 +92,9 @@ func (s *Server) start() {
 		r.failures = make(map[string]failure)
 		r.shutdown = make(chan struct{})
 		r.poolc = make(chan struct{}, 1)
+		if s.limits.Establishing > 0 {
+			r.slots = make(chan struct{}, s.limits.Establishing)
+		}
 		if r.rand == nil {
 			r.rand = randInt63n
 		}

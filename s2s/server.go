@@ -52,6 +52,16 @@ type Limits struct {
 	PingInterval time.Duration
 	QueueSize    int           // stanzas queued per (local, remote) pair while connecting; 0 (or negative): 10000
 	DialTimeout  time.Duration // one TCP connect; 0: 10 s
+	// Establishing bounds the outbound streams being established at
+	// once by the pool (DNS look-ups, TCP connects and negotiation of
+	// new streams): a burst of stanzas to many new domains does not
+	// overwhelm the resolver or the peers. A pair waiting for its turn
+	// keeps its stanzas queued; the wait counts against the gateway's
+	// StreamEstablishmentTimeout like the establishment itself, after
+	// which the stanzas are bounced (remote-server-timeout). 0: 64
+	// (DefaultEstablishing); negative: no bound. Verification
+	// connections of Server Dialback are not counted.
+	Establishing int
 }
 
 // Default limits.
@@ -59,6 +69,8 @@ const (
 	DefaultMaxDepth    = 64
 	DefaultQueueSize   = 10000
 	DefaultDialTimeout = 10 * time.Second
+	// DefaultEstablishing is Limits.Establishing's default.
+	DefaultEstablishing = 64
 )
 
 // withDefaults returns l with zero fields set to their defaults.
@@ -71,6 +83,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.QueueSize <= 0 {
 		l.QueueSize = DefaultQueueSize
+	}
+	if l.Establishing == 0 {
+		l.Establishing = DefaultEstablishing
 	}
 	return l
 }
