@@ -186,3 +186,54 @@ func TestStreamIndexesExact(t *testing.T) {
 		t.Errorf("indexes not empty after every stream left: %v %v %v %v", s.run.byRemote, s.run.byPartner, s.run.bySend, s.run.multi)
 	}
 }
+
+// TestStanzaOnStreamThatNeverRan forces the lost wake-up window of a
+// stream registered from its header (inbound, bidi) that was chosen to
+// send on and then failed its negotiation before it ran: endStream never
+// runs for it, so before the fix the stanza stayed in its queue for good
+// (neither delivered nor bounced, and no attempt scheduled). Now it goes
+// back to its pair, which makes a new attempt (which fails here: no DNS
+// records, so the stanza is bounced with remote-server-not-found).
+func TestStanzaOnStreamThatNeverRan(t *testing.T) {
+	s, bounced := indexServer(t)
+	st := fakeStream(t, s, "a.example", "b.example")
+	if err := s.register(st); err != nil {
+		t.Fatal(err)
+	}
+	st.authorize(pair{local: "a.example", remote: "b.example"}, AuthSASLExternal, true)
+	stz, err := ParseStanza([]byte("<message xmlns='jabber:server' from='u@a.example' to='v@b.example' id='1'><body>x</body></message>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), stz); err != nil {
+		t.Fatal(err)
+	}
+	// The pool's attempt hands the stanza to st (still negotiating: it
+	// has no writer yet).
+	handed := false
+	for range 5000 {
+		st.rt.mu.Lock()
+		handed = len(st.rt.q) == 1
+		st.rt.mu.Unlock()
+		if handed {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !handed {
+		t.Fatal("the stanza was not handed to the negotiating bidi stream")
+	}
+	// Its negotiation fails (acceptStream's error path).
+	s.unregister(st)
+	select {
+	case e := <-bounced:
+		if e.Condition != stanza.RemoteServerNotFound {
+			t.Errorf("bounced with %v, want remote-server-not-found from a new attempt", e.Condition)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the stanza queued on a stream that never ran was neither retried nor bounced")
+	}
+	if st.enqueue(outItem{raw: []byte("<x/>")}) {
+		t.Error("a stream that never ran still takes stanzas after it was unregistered")
+	}
+}

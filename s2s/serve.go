@@ -310,13 +310,25 @@ func (s *Server) register(st *stream) error {
 	return nil
 }
 
-// unregister undoes register.
+// unregister undoes register. A stream that never ran (registered from
+// its header, then its negotiation failed) gives back to the pool what was
+// queued on it: with bidi it may have been chosen to send on before it
+// failed, and endStream, which gives back the queue of a stream that ran,
+// is not called for it.
 func (s *Server) unregister(st *stream) {
+	if s.unindex(st) {
+		s.giveBackUnrun(st)
+	}
+}
+
+// unindex removes st from the registered streams and reports whether it
+// was registered.
+func (s *Server) unindex(st *stream) bool {
 	r := &s.run
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if st.rt == nil || !st.rt.registered {
-		return
+		return false
 	}
 	st.rt.registered = false
 	delete(r.streams, st)
@@ -333,6 +345,31 @@ func (s *Server) unregister(st *stream) {
 	}
 	st.mu.Unlock()
 	delete(r.multi, st)
+	return true
+}
+
+// giveBackUnrun ends a stream that never ran for the pool: no stanza is
+// queued on it any more, those queued go back to their pairs (which
+// reconnect), and no pair keeps it as its stream. A stream that ran is
+// left to endStream.
+func (s *Server) giveBackUnrun(st *stream) {
+	rt := st.rt
+	rt.mu.Lock()
+	if rt.running {
+		rt.mu.Unlock()
+		return
+	}
+	rt.closing = true
+	var back []*Stanza
+	for _, it := range rt.q {
+		if it.stz != nil {
+			back = append(back, it.stz)
+		}
+	}
+	clear(rt.q)
+	rt.q = nil
+	rt.mu.Unlock()
+	s.streamLost(st, back, errors.New("the stream failed during its negotiation"))
 }
 
 // indexPair records in the Server's indexes that p was authorized on st
