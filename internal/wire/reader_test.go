@@ -568,3 +568,84 @@ func TestNamespaceRulesAccept(t *testing.T) {
 		}
 	}
 }
+
+// chunked returns parts one Read each (the rest of a part on the next
+// Read when p is short), and os.ErrDeadlineExceeded once, at Read number
+// fail (from 0).
+type chunked struct {
+	parts []string
+	fail  int
+}
+
+func (c *chunked) Read(p []byte) (int, error) {
+	c.fail--
+	if c.fail == -1 {
+		return 0, os.ErrDeadlineExceeded
+	}
+	if len(c.parts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.parts[0])
+	if c.parts[0] = c.parts[0][n:]; c.parts[0] == "" {
+		c.parts = c.parts[1:]
+	}
+	return n, nil
+}
+
+// TestShrink: Shrink between any two calls (after elements, after a
+// transport error that cut an element, with and without a buffer pool)
+// changes nothing Next returns; with a pool and nothing buffered the
+// Reader holds no buffer afterwards.
+func TestShrink(t *testing.T) {
+	parts := []string{hdr, "<message to='x' id='1' type='chat' xmlns:p='urn:p' p:a='v'><body>one</body></message>",
+		"<iq type='get' id='2' to='x'><ping xmlns='urn:xmpp:ping'/></iq><mess", "age to='x'><b", "ody>two</body></message>",
+		" <db:result from='a.example' to='b.example'>key</db:result>"}
+	read := func(shrink bool, pool *wire.BufferPool) []string {
+		f := &chunked{parts: append([]string(nil), parts...), fail: 4}
+		r := wire.NewReader(f, wire.Limits{})
+		if _, err := r.ReadHeader(); err != nil {
+			t.Fatal(err)
+		}
+		r.SetBufferPool(pool)
+		var got []string
+		for range 20 {
+			if shrink {
+				r.Shrink()
+			}
+			e, err := r.Next()
+			switch {
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				got = append(got, "deadline")
+				continue
+			case errors.Is(err, io.EOF):
+				return got
+			case err != nil:
+				t.Fatalf("Next: %v", err)
+			}
+			got = append(got, e.Name.Space+" "+e.Name.Local+" "+string(e.Raw))
+		}
+		t.Fatal("no end")
+		return nil
+	}
+	want := read(false, nil)
+	if len(want) != 5 {
+		t.Fatalf("reference read: %q", want)
+	}
+	for _, pool := range []*wire.BufferPool{nil, new(wire.BufferPool)} {
+		if got := read(true, pool); strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("with Shrink (pool %v):\n%s\nwant\n%s", pool != nil, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	r := newStream(t, "<message to='x'/>", wire.Limits{})
+	r.SetBufferPool(new(wire.BufferPool))
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	r.Shrink()
+	if n := r.Buffered(); n != 0 {
+		t.Errorf("Buffered after Shrink = %d", n)
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("after Shrink at the end: %v, want EOF", err)
+	}
+}
