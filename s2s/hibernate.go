@@ -46,9 +46,11 @@ func tcpConn(st *stream) *net.TCPConn {
 	return c
 }
 
-// mayHibernate reports whether st's reader could hibernate at all.
+// mayHibernate reports whether st's reader could hibernate at all: not
+// once the Server stops or its poller failed (tick would ask in vain).
 func (s *Server) mayHibernate(st *stream) bool {
-	return hibernationSupported && st.conn != nil && tcpConn(st) != nil
+	return hibernationSupported && !s.hib.disabled() && s.run.stopping.Err() == nil &&
+		st.conn != nil && tcpConn(st) != nil
 }
 
 // hibernateDueLocked reports whether tick should ask st's reader to

@@ -28,6 +28,7 @@ const hibernationSupported = true
 // reused.
 type hibernation struct {
 	next atomic.Uint64 // hibernation ids, from 1
+	off  atomic.Bool   // stopped, readable without mu
 
 	mu      sync.Mutex
 	started bool // the poller goroutine was started
@@ -59,6 +60,7 @@ func (s *Server) startPollerLocked() bool {
 	}
 	if err != nil {
 		h.stopped = true
+		h.off.Store(true)
 		s.log.LogAttrs(s.run.ctx, slog.LevelWarn, "s2s idle streams keep their reader: no epoll instance", slog.Any("err", err))
 		return false
 	}
@@ -189,6 +191,7 @@ func (s *Server) poll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.stopped = true
+	h.off.Store(true)
 	for id, st := range h.parked {
 		delete(h.parked, id)
 		s.wakeLocked(st)
@@ -202,3 +205,7 @@ func (h *hibernation) count() int {
 	defer h.mu.Unlock()
 	return len(h.parked)
 }
+
+// disabled reports whether no stream can hibernate any more (the poller
+// ended or could not start).
+func (h *hibernation) disabled() bool { return h.off.Load() }

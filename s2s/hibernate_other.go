@@ -17,3 +17,6 @@ func (s *Server) wake(uint64) {}
 
 // count is how many streams hibernate: none here.
 func (h *hibernation) count() int { return 0 }
+
+// disabled: always, here.
+func (h *hibernation) disabled() bool { return true }
