@@ -3,7 +3,9 @@ package s2s_test
 import (
 	"context"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,5 +248,52 @@ func TestHibernateSMAcks(t *testing.T) {
 	waitFor(t, "the ack read", func() bool { return s2s.Hibernated(a.srv) == 0 })
 	hibernate(t, c, a.srv, 1)
 	waitStreams(t, a.srv, 1)
+	noBounce(t, a)
+}
+
+// TestHibernateManyStreams: streams from one Server to eight others wake
+// and hibernate again, round after round, with stanzas sent to all of
+// them at once; every stanza is delivered once and, between rounds, no
+// reader goroutine is left.
+func TestHibernateManyStreams(t *testing.T) {
+	needHibernation(t)
+	leakCheck(t)
+	h := newHarness(t)
+	c := clock.NewFake(time.Unix(1e9, 0))
+	const peers, rounds = 8, 4
+	var recvs []*node
+	for i := range peers {
+		recvs = append(recvs, h.node("b"+strconv.Itoa(i)+".example", nodeOpt{mod: fakeClockOpt(c)}))
+	}
+	a := h.node("a.example", nodeOpt{mod: fakeClockOpt(c)})
+	for round := range rounds {
+		body := "r" + strconv.Itoa(round)
+		var wg sync.WaitGroup
+		for _, r := range recvs {
+			wg.Go(func() {
+				if err := a.srv.Send(context.Background(), msg(t, "u@a.example", "v@"+r.domain, body)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		for _, r := range recvs {
+			if got := recv(t, r.got, body); !strings.Contains(string(got.Raw()), ">"+body+"<") {
+				t.Fatalf("%s got %s in round %d", r.domain, got.Raw(), round)
+			}
+		}
+		hibernate(t, c, a.srv, peers)
+		for _, r := range recvs {
+			hibernate(t, c, r.srv, 1)
+		}
+		waitFor(t, "no reader goroutine", func() bool { return readers() == 0 })
+	}
+	for _, r := range recvs {
+		select {
+		case got := <-r.got:
+			t.Errorf("%s got a stanza twice: %s", r.domain, got.Raw())
+		default:
+		}
+	}
 	noBounce(t, a)
 }
