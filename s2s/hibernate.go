@@ -100,6 +100,15 @@ func (s *Server) hibernate(st *stream, err error) (handled, parked bool) {
 	rt.hibBase = now
 	ok := derr == nil && !rt.closing && !rt.failed && !rt.ended && rt.ctx.Err() == nil &&
 		st.r.Buffered() == 0
+	if ok && !rt.writing && len(rt.q) == 0 {
+		// The writer's arrays from the last burst (up to 64 items each)
+		// are not kept either; nor an empty list of unacknowledged
+		// stanzas that still holds its array.
+		rt.q, rt.spare = nil, nil
+		if len(rt.unacked) == 0 {
+			rt.unacked = nil
+		}
+	}
 	rt.mu.Unlock()
 	if !ok {
 		// Something is half read, or the stream is ending: go on reading
