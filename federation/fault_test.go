@@ -36,8 +36,8 @@ func (h *host) idCounts() (got, bounced map[string]int, conds map[stanza.Conditi
 // queued and in flight, with all the time it needs (graceful) and with a
 // deadline that runs out at once (Shutdown then closes): every message is
 // delivered at B or handed back to A's Backend, counted by id on both
-// sides; none is lost, none both delivered and bounced, duplicates
-// reported.
+// sides; none is lost; with the time it needs, none is both delivered and
+// bounced; duplicates are reported.
 func TestFaultShutdownUnderLoad(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -94,8 +94,18 @@ func TestFaultShutdownUnderLoad(t *testing.T) {
 			if lost != 0 {
 				t.Errorf("%d messages lost at Shutdown", lost)
 			}
-			if both != 0 {
+			// Given the time it needs, Shutdown closes each stream
+			// gracefully, and the peer's closing tag after ours says it
+			// handled everything: no stanza is both delivered and
+			// handed back. A deadline that runs out closes at once:
+			// stanzas written but not yet acknowledged (XEP-0198) may or
+			// may not have been handled, and are handed back (the host
+			// learns of each one; a retry may duplicate it). They are
+			// reported, not lost.
+			if both != 0 && tc.grace == hang {
 				t.Errorf("%d messages bounced although delivered", both)
+			} else if both != 0 {
+				t.Logf("%d messages handed back unacknowledged although delivered (possible duplicates on retry)", both)
 			}
 			for c := range conds {
 				if c != stanza.RemoteServerTimeout {
@@ -110,9 +120,9 @@ func TestFaultShutdownUnderLoad(t *testing.T) {
 // TestFaultStreamCutMidFlow: the connection between the two servers is
 // cut (both directions) while thousands of messages are in flight; the
 // host counts: every message delivered (after the reconnect) or bounced.
-// Without XEP-0198 between two xmppfed servers (our inbound streams do
-// not offer it), what was written to the cut connection but not read is
-// lost: this test fails until they do.
+// XEP-0198 between the two servers makes this lossless: what was written
+// to the cut connection but not acknowledged is sent again on the next
+// stream and deduplicated by the receiver.
 func TestFaultStreamCutMidFlow(t *testing.T) {
 	w := newWorld(t)
 	a := w.node("a.example", map[string]policy.PartnerType{"b.example": policy.Federated}, "alice")
@@ -161,6 +171,6 @@ func TestFaultStreamCutMidFlow(t *testing.T) {
 	}
 	t.Logf("cut after %d: delivered %d, bounced %d, lost %d, duplicates %d", cutAt, b.host.messages.Load(), a.host.bounces.Load(), lost, dups)
 	if lost != 0 {
-		t.Errorf("%d messages lost when the stream was cut (no XEP-0198 between two xmppfed servers)", lost)
+		t.Errorf("%d messages lost when the stream was cut", lost)
 	}
 }

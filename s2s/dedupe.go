@@ -59,8 +59,8 @@ type dedupeRing struct {
 // resent reports whether stz, received on st, is a resend of a stanza
 // already handled on another stream from the same domain, and records it
 // otherwise when the peer may resend it: only stanzas counted for
-// XEP-0198 acknowledgements (rt.smEnabled, the flag the read loop counts
-// h under) can come again. A stanza without an id is never a resend
+// XEP-0198 acknowledgements (rt.smEnabled or rt.smIn, the flags the read
+// loop counts h under) can come again. A stanza without an id is never a resend
 // (nothing tells two of them apart). A dropped stanza is logged at Debug
 // and counted. While nothing is recorded (no stream with XEP-0198 in the
 // last dedupeAge) the check costs an atomic load.
@@ -70,7 +70,7 @@ func (s *Server) resent(st *stream, stz *Stanza) bool {
 	}
 	rt := st.rt
 	rt.mu.Lock()
-	counted := rt.smEnabled
+	counted := rt.smEnabled || rt.smIn
 	rt.mu.Unlock()
 	d := &s.dedupe
 	if !counted && d.entries.Load() == 0 {

@@ -93,9 +93,12 @@
 // silence and, on streams we send on, XEP-0199 pings after KeepAlive/2 of
 // receive silence (Limits.PingInterval may shorten it), so a live peer
 // always answers in time; a partner without keepalive gets none of this.
-// Limits covers the rest: element depth, queue size, dial timeout. When
-// the peer offers XEP-0198 on an outbound stream, acks are requested and
-// unacknowledged stanzas are requeued if the stream is lost. Stanza size
+// Limits covers the rest: element depth, queue size, dial timeout.
+// XEP-0198 (acknowledgements, no resumption): inbound streams offer it and
+// answer the peer's <r/> with the count of stanzas handled; on outbound
+// streams whose peer offers it we enable it, request acks and requeue the
+// stanzas not acknowledged when the stream is lost (not when it closed
+// gracefully: see Resends). Stanza size
 // and depth limits (policy-violation) and restricted XML (RFC 6120 §11.1)
 // are enforced by the framer. All timers run on the Server's clock.
 //
@@ -123,8 +126,10 @@
 // clients generate this needs the same sender to reuse an id towards the
 // same full address, and a repeat on the same stream (a sender that
 // numbers its stanzas per stream) is never dropped. Our inbound streams
-// do not offer XEP-0198, so today only stanzas a peer sends over our
-// outbound (bidi) streams are recorded.
+// offer XEP-0198 (without resumption) and count what the peer sends once
+// it enables it; a stream closed gracefully (the peer's closing tag after
+// ours) leaves nothing to resend, since the peer handled everything
+// before answering (RFC 6120 §4.4).
 //
 // # Lifecycle and observation
 //

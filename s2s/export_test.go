@@ -61,3 +61,22 @@ func DialbackKey(secret []byte, receiving, originating, streamID string) string 
 // ResentDropped reports how many XEP-0198 resends of stanzas already
 // handled s dropped (dedupe.go).
 func ResentDropped(s *Server) uint64 { return s.dedupe.drops.Load() }
+
+// SMEnabled reports whether an established outbound stream of s to remote
+// has XEP-0198 enabled (the peer answered our <enable/>).
+func SMEnabled(s *Server, remote string) bool {
+	r := &s.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for st := range r.streams {
+		if st.dir == Outbound && st.remote == remote && st.rt != nil {
+			st.rt.mu.Lock()
+			on := st.rt.smEnabled
+			st.rt.mu.Unlock()
+			if on {
+				return true
+			}
+		}
+	}
+	return false
+}

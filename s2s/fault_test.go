@@ -249,10 +249,12 @@ func goroutinesSettle(base int) int {
 // TestFaultRemoteDiesMidFlow: two Servers over loopback TLS; the
 // receiving server's connections are killed (TCP reset, both directions)
 // while 10 000 stanzas are queued and in flight. Every stanza must be
-// delivered after the reconnect or bounced to its sender. Our inbound
-// streams do not offer XEP-0198, so this is the no-acknowledgement case:
-// whatever was written to the dead connection but not read by the
-// receiver is counted as lost.
+// delivered after the reconnect or bounced to its sender. Between two
+// Servers XEP-0198 is on (the receiving side offers it, the initiating
+// side enables it): what was written to the dead connection but not
+// acknowledged is sent again on the next stream, and the receiver drops
+// what it had handled already (dedupe.go), so nothing is lost and
+// nothing is handled twice.
 func TestFaultRemoteDiesMidFlow(t *testing.T) {
 	h := newHarness(t)
 	ta := newTally()
@@ -267,9 +269,9 @@ func TestFaultRemoteDiesMidFlow(t *testing.T) {
 	}
 	ids := sendN(t, a.srv, ta, "u@a.example/r", "v@b.example", "m", n)
 	r := ta.settle(t, a.srv, ids, 2*time.Second, 60*time.Second)
-	t.Logf("remote died after %d handled (XEP-0198 off): %s; connections accepted by b: %d", killAt, r, len(b.l.Conns()))
+	t.Logf("remote died after %d handled (XEP-0198 on): %s; connections accepted by b: %d", killAt, r, len(b.l.Conns()))
 	if r.lost != 0 {
-		t.Errorf("lost %d stanzas: written to the dead connection, neither delivered nor bounced (no XEP-0198 between two xmppfed servers: our inbound streams do not offer it)", r.lost)
+		t.Errorf("lost %d stanzas: written to the dead connection, neither delivered nor bounced", r.lost)
 	}
 	if r.both != 0 {
 		t.Errorf("%d stanzas bounced although delivered", r.both)
@@ -377,8 +379,6 @@ func count(ta *tally) int {
 // all of them, then new ones. Our Handler must see each id exactly once.
 // A stanza without an id is never dropped, and a repeat on the same
 // stream is not either (ids are unique per stream only, RFC 6120 §8.1.3).
-// Our inbound streams do not offer XEP-0198, so this is the only way a
-// peer may resend to us today.
 func TestFaultResendDedupe(t *testing.T) {
 	h := newHarness(t)
 	ta := newTally()
@@ -750,9 +750,9 @@ func TestFaultHalfOpenMidStream(t *testing.T) {
 		ta.settle(t, a.srv, ids, 100*time.Millisecond, 2*time.Second)
 	}
 	r := ta.settle(t, a.srv, ids, time.Second, hang)
-	t.Logf("half-open stream (XEP-0198 off): %s", r)
+	t.Logf("half-open stream (XEP-0198 on): %s", r)
 	if r.lost != 0 {
-		t.Errorf("lost %d stanzas written into a half-open connection (no XEP-0198 between two xmppfed servers: our inbound streams do not offer it)", r.lost)
+		t.Errorf("lost %d stanzas written into a half-open connection", r.lost)
 	}
 }
 

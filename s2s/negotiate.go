@@ -236,6 +236,10 @@ func (s *Server) inFeatures(set policy.Settings, maxBytes int, tlsDone, authDone
 				b = append(b, "<bidi xmlns='"+wire.NSBidiFeature+"'/>"...)
 			}
 		}
+		// XEP-0198: stream management, enabled by the initiating server
+		// once it is authenticated (the read loop refuses an earlier one:
+		// nothing but dialback, SASL, STARTTLS and bidi is read before).
+		b = append(b, "<sm xmlns='"+wire.NSSM+"'/>"...)
 		b = append(b, "<limits xmlns='"+wire.NSLimits+"'><max-bytes>"...)
 		b = strconv.AppendInt(b, int64(maxBytes), 10)
 		b = append(b, "</max-bytes></limits>"...)

@@ -58,6 +58,17 @@ type runState struct {
 	ackedH    uint32    // last h the peer acknowledged
 	askedAck  bool      // an <r/> is outstanding
 	inH       uint32    // stanzas received (answered in <a h=/>)
+	// smIn: the peer enabled XEP-0198 on the stream it opened (inbound):
+	// inH counts the stanzas it sends us and its <r/> is answered. Our own
+	// stanzas on such a stream (bidi) are not tracked: the peer starts
+	// counting them when it sends <enable/>, we could only from the moment
+	// it arrives, and stanzas written in between would be miscounted.
+	smIn bool
+	// wroteClose: our </stream:stream> was written; cleanEnd: the peer's
+	// arrived after it, so the peer handled everything we wrote before
+	// (RFC 6120 §4.4) and unacknowledged stanzas need no resend.
+	wroteClose, cleanEnd bool
+
 	pingID    string    // outstanding XEP-0199 ping, "" if none
 	pingSent  time.Time // when pingID was sent
 	bytesIn   int64     // reader byte count at the last timer check
@@ -183,8 +194,9 @@ func (s *Server) writeLoop(st *stream) {
 				// Graceful end (RFC 6120 §4.4): everything queued is
 				// written; close our half and let the reader wait for
 				// the peer's </stream:stream>.
-				_ = st.w.Close()
+				err := st.w.Close()
 				rt.mu.Lock()
+				rt.wroteClose = err == nil
 				rt.finishWriterLocked()
 				rt.mu.Unlock()
 				return
@@ -365,7 +377,12 @@ func (s *Server) readLoop(st *stream) (parked bool, _ error) {
 			}
 			if errors.Is(err, wire.ErrStreamEnd) {
 				// RFC 6120 §4.4: the peer closed; finish writing and close
-				// our side too.
+				// our side too. When our </stream:stream> went out first,
+				// the peer read (and handled) every stanza before it
+				// answered with its own: nothing is left unacknowledged.
+				rt.mu.Lock()
+				rt.cleanEnd = rt.wroteClose
+				rt.mu.Unlock()
 				st.closeGracefully()
 				s.waitWriter(st)
 				return false, nil
@@ -445,8 +462,8 @@ func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 	}
 	rt.in.Add(1)
 	rt.mu.Lock()
-	if rt.smEnabled {
-		rt.inH++ // XEP-0198 §4: counted from <enabled/>
+	if rt.smEnabled || rt.smIn {
+		rt.inH++ // XEP-0198 §4: counted from <enabled/> (sent or received)
 	}
 	rt.mu.Unlock()
 	if stz.Kind == "iq" && (stz.isError() || stz.Type == "result") && s.pongFor(stz) {
@@ -639,6 +656,23 @@ func (s *Server) pongFor(stz *Stanza) bool {
 func (s *Server) handleSM(st *stream, el *wire.Element) error {
 	rt := st.rt
 	switch el.Name.Local {
+	case "enable":
+		// XEP-0198 §3: the initiating server enables stream management on
+		// the stream it opened, once, after authentication (the runtime
+		// only runs authenticated streams). Resumption (§5) is not
+		// offered: <enabled/> carries no id, so a resume request is
+		// simply not granted, which the XEP allows.
+		rt.mu.Lock()
+		ok := st.dir == Inbound && !rt.smIn
+		if ok {
+			rt.smIn, rt.inH = true, 0
+		}
+		rt.mu.Unlock()
+		if !ok {
+			st.enqueue(outItem{raw: []byte("<failed xmlns='" + wire.NSSM + "'><unexpected-request xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>")})
+			return nil
+		}
+		st.enqueue(outItem{raw: []byte("<enabled xmlns='" + wire.NSSM + "'/>")})
 	case "enabled":
 		rt.mu.Lock()
 		if !rt.smOn || rt.smEnabled {
@@ -673,6 +707,13 @@ func (s *Server) handleSM(st *stream, el *wire.Element) error {
 			return st.streamFail(streamerr.InvalidXML, "XEP-0198 <a/> with a bad h: "+strconv.Quote(el.AttrValue("h")))
 		}
 		rt.mu.Lock()
+		if !rt.smEnabled && rt.smIn {
+			// An ack for stanzas we sent on the peer's stream (bidi):
+			// they are not tracked (see smIn), so there is nothing to
+			// release.
+			rt.mu.Unlock()
+			return nil
+		}
 		if !rt.smEnabled {
 			rt.mu.Unlock()
 			return st.streamFail(streamerr.UnsupportedStanzaType, "XEP-0198 <a/> on a stream without stream management")
@@ -930,8 +971,11 @@ func (s *Server) endStream(st *stream, err error) {
 	st.closeNeg(err)
 	rt.mu.Lock()
 	var back []*Stanza
-	if rt.smEnabled {
+	if (rt.smOn || rt.smEnabled) && !rt.cleanEnd {
 		// XEP-0198 §4: not acknowledged, so maybe not handled: send again.
+		// That includes stanzas written after our <enable/> while its
+		// <enabled/> had not arrived yet (smOn): the writer tracked them
+		// instead of giving them back.
 		back = append(back, rt.unacked...)
 	}
 	for _, it := range rt.q {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -484,4 +485,81 @@ func TestSMBurst(t *testing.T) {
 // whose peer acknowledges every <r/> at once.
 func BenchmarkSMThroughput(b *testing.B) {
 	smBurst(b, b.N, func() { b.ReportAllocs(); b.ResetTimer() }, b.StopTimer)
+}
+
+// TestSMInbound: our inbound streams offer XEP-0198 and, once the
+// initiating server enables it (after authentication), count the stanzas
+// it sends and answer <r/> with that count; a second <enable/> is refused
+// with <failed/> and the stream goes on.
+func TestSMInbound(t *testing.T) {
+	h := newHarness(t)
+	b := h.node("b.example", nodeOpt{})
+	p := h.rawPeer("a.example", b) // SASL EXTERNAL done, features read
+	p.write("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+	if got := p.readUntil("/>"); !strings.Contains(got, "<enabled xmlns='urn:xmpp:sm:3'/>") {
+		t.Fatalf("answer to <enable/>: %q (want <enabled/> without resumption)", got)
+	}
+	for i := range 3 {
+		p.write(fmt.Sprintf("<message from='u@a.example' to='v@b.example' id='sm%d'><body>x</body></message>", i))
+	}
+	for i := range 3 {
+		select {
+		case st := <-b.got:
+			if st.ID != fmt.Sprintf("sm%d", i) {
+				t.Fatalf("stanza %d: id %q", i, st.ID)
+			}
+		case <-time.After(hang):
+			t.Fatalf("stanza %d not delivered", i)
+		}
+	}
+	p.write("<r xmlns='urn:xmpp:sm:3'/>")
+	if got := p.readUntil("/>"); !strings.Contains(got, "<a xmlns='urn:xmpp:sm:3' h='3'/>") {
+		t.Fatalf("answer to <r/>: %q, want h='3'", got)
+	}
+	p.write("<enable xmlns='urn:xmpp:sm:3'/>")
+	if got := p.readUntil("</failed>"); !strings.Contains(got, "unexpected-request") {
+		t.Fatalf("answer to a second <enable/>: %q", got)
+	}
+	p.write("<message from='u@a.example' to='v@b.example' id='sm3'><body>x</body></message><r xmlns='urn:xmpp:sm:3'/>")
+	if got := p.readUntil("/>"); !strings.Contains(got, "h='4'") {
+		t.Fatalf("answer to <r/> after the refused <enable/>: %q, want h='4'", got)
+	}
+}
+
+// TestSMBetweenServers: two Servers use XEP-0198 with each other (the
+// receiving side offers it, the initiating side enables it) and a stream
+// closed gracefully leaves nothing to resend: every stanza is delivered
+// exactly once and nothing is bounced.
+func TestSMBetweenServers(t *testing.T) {
+	h := newHarness(t)
+	b := h.node("b.example", nodeOpt{})
+	a := h.node("a.example", nodeOpt{})
+	ctx := context.Background()
+	const n = 100
+	for i := range n {
+		if err := a.srv.Send(ctx, msg(t, "u@a.example", "v@b.example", strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case <-b.got:
+		case <-time.After(hang):
+			t.Fatalf("%d of %d delivered", i, n)
+		}
+	}
+	if !s2s.SMEnabled(a.srv, "b.example") {
+		t.Fatal("XEP-0198 not enabled on a's stream to b")
+	}
+	sctx, cancel := context.WithTimeout(ctx, hang)
+	defer cancel()
+	if err := a.srv.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case st := <-b.got:
+		t.Fatalf("stanza %s delivered again after the graceful close", st.ID)
+	default:
+	}
+	noBounce(t, a)
 }
