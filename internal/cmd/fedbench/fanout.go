@@ -46,6 +46,9 @@ func runIdle(ctx context.Context, c *config, n int, notes *[]string) ([]sample, 
 		return nil, err
 	}
 	open := time.Since(t0)
+	// An idle stream gives its reader goroutine back after 1.5 s without
+	// input (s2s hibernation, Linux): let the last ones opened get there.
+	time.Sleep(2 * time.Second)
 	after := settled()
 	if c.heapProfile != "" {
 		if err := writeHeapProfile(c.heapProfile); err != nil {
