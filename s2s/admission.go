@@ -114,10 +114,10 @@ func (s *Server) streamDenied(st *stream) error {
 	}
 	st.mu.Lock()
 	domains := make(map[string]bool, 1)
-	for p := range st.send {
+	for p := range st.send.all() {
 		domains[p.remote] = true
 	}
-	for p := range st.recv {
+	for p := range st.recv.all() {
 		domains[p.remote] = true
 	}
 	st.mu.Unlock()

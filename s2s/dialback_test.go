@@ -119,10 +119,10 @@ func FuzzDialbackElement(f *testing.F) {
 		st, ch := dbTestStream(t, pol, &out)
 		_, _ = st.handleElement(context.Background(), el)
 		st.closeNeg(nil) // waits for verification goroutines
-		if len(st.recv) != 0 {
+		if st.recv.len() != 0 {
 			t.Fatalf("authorized %v without a verified key: %s", st.recv, data)
 		}
-		for p := range st.send {
+		for p := range st.send.all() {
 			if p != (pair{local: "b.example", remote: "a.example"}) {
 				t.Fatalf("authorized unasked pair %v", p)
 			}

@@ -321,8 +321,8 @@ func (st *stream) acceptElements(ctx context.Context, extOK bool, bidiDone *bool
 func (st *stream) recvPairs() map[pair]AuthMethod {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	m := make(map[pair]AuthMethod, len(st.recv))
-	for p, a := range st.recv {
+	m := make(map[pair]AuthMethod, st.recv.len())
+	for p, a := range st.recv.all() {
 		m[p] = a
 	}
 	return m

@@ -523,12 +523,12 @@ func (s *Server) streamLost(st *stream, back []*Stanza, err error) {
 		byPair[p] = append(byPair[p], b)
 	}
 	st.mu.Lock()
-	concerned := make([]pair, 0, len(st.send)+len(byPair))
-	for p := range st.send {
+	concerned := make([]pair, 0, st.send.len()+len(byPair))
+	for p := range st.send.all() {
 		concerned = append(concerned, p)
 	}
 	for p := range byPair {
-		if _, ok := st.send[p]; !ok {
+		if !st.send.has(p) {
 			concerned = append(concerned, p)
 		}
 	}

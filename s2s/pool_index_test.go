@@ -76,13 +76,13 @@ func checkIndexes(t *testing.T, s *Server) {
 			byPartner[st.partner] = append(byPartner[st.partner], st)
 		}
 		st.mu.Lock()
-		for p := range st.send {
+		for p := range st.send.all() {
 			bySend[p] = append(bySend[p], st)
 			if p.remote != st.remote {
 				multi[st] = struct{}{}
 			}
 		}
-		for p := range st.recv {
+		for p := range st.recv.all() {
 			if p.remote != st.remote {
 				multi[st] = struct{}{}
 			}

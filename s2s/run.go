@@ -318,10 +318,10 @@ func (s *Server) runStream(st *stream) error {
 	rt := s.newRunState(st)
 	var auth AuthMethod
 	st.mu.Lock()
-	for _, m := range st.recv {
+	for _, m := range st.recv.all() {
 		auth = max(auth, m)
 	}
-	for _, m := range st.send {
+	for _, m := range st.send.all() {
 		auth = max(auth, m)
 	}
 	st.mu.Unlock()
@@ -451,7 +451,7 @@ func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 	}
 	if !st.canRecv(pair{local: stz.dstDomain, remote: stz.srcDomain}) {
 		st.mu.Lock()
-		none := len(st.recv) == 0
+		none := st.recv.len() == 0
 		st.mu.Unlock()
 		if none {
 			// RFC 6120 §4.9.3.12: nothing is authenticated in this direction.
@@ -843,7 +843,7 @@ func (s *Server) pingEvery(st *stream) time.Duration {
 func (st *stream) canPing() bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	return len(st.send) > 0
+	return st.send.len() > 0
 }
 
 // tick runs the stream's timers: the gateway's StreamInactivityTimeout
@@ -926,7 +926,7 @@ func (s *Server) tick(st *stream) {
 func (s *Server) sendPing(st *stream, now time.Time) {
 	st.mu.Lock()
 	var p pair
-	for q := range st.send {
+	for q := range st.send.all() {
 		p = q
 		break
 	}

@@ -296,11 +296,11 @@ func (s *Server) register(st *stream) error {
 	}
 	multi := st.rem.Domain != st.remote
 	st.mu.Lock()
-	for p := range st.send {
+	for p := range st.send.all() {
 		addIndex(r.bySend, p, st)
 		multi = multi || p.remote != st.remote
 	}
-	for p := range st.recv {
+	for p := range st.recv.all() {
 		multi = multi || p.remote != st.remote
 	}
 	st.mu.Unlock()
@@ -340,7 +340,7 @@ func (s *Server) unindex(st *stream) bool {
 		removeIndex(r.byPartner, st.partner, st)
 	}
 	st.mu.Lock()
-	for p := range st.send {
+	for p := range st.send.all() {
 		removeIndex(r.bySend, p, st)
 	}
 	st.mu.Unlock()
@@ -659,10 +659,10 @@ func (s *Server) streamInfo(st *stream) StreamInfo {
 		info.StanzasIn, info.StanzasOut = st.rt.in.Load(), st.rt.out.Load()
 	}
 	st.mu.Lock()
-	for p := range st.send {
+	for p := range st.send.all() {
 		info.SendPairs = append(info.SendPairs, p.local+"->"+p.remote)
 	}
-	for p := range st.recv {
+	for p := range st.recv.all() {
 		info.RecvPairs = append(info.RecvPairs, p.remote+"->"+p.local)
 	}
 	st.mu.Unlock()

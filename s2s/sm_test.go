@@ -548,8 +548,11 @@ func TestSMBetweenServers(t *testing.T) {
 			t.Fatalf("%d of %d delivered", i, n)
 		}
 	}
-	if !s2s.SMEnabled(a.srv, "b.example") {
-		t.Fatal("XEP-0198 not enabled on a's stream to b")
+	// <enabled/> may be read after the deliveries: wait for it, bounded.
+	for deadline := time.Now().Add(hang); !s2s.SMEnabled(a.srv, "b.example"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("XEP-0198 not enabled on a's stream to b")
+		}
 	}
 	sctx, cancel := context.WithTimeout(ctx, hang)
 	defer cancel()

@@ -2,6 +2,7 @@ package s2s
 
 import (
 	"crypto/tls"
+	"iter"
 	"net"
 	"strconv"
 	"sync"
@@ -108,8 +109,70 @@ type stream struct {
 	// local to remote); recv the pairs the peer may send for (from remote
 	// to local). An outbound stream fills send, an inbound one recv; bidi
 	// fills both.
-	send, recv map[pair]AuthMethod
+	send, recv pairSet
 	closed     bool
+}
+
+// pairSet is a set of authenticated pairs, each with the method that
+// authenticated it. Nearly every stream carries one pair each way: the
+// first is kept inline, a map holds only the others (piggybacked domains).
+// The zero value is empty.
+type pairSet struct {
+	first  pair
+	firstM AuthMethod
+	some   bool                // first is set
+	more   map[pair]AuthMethod // the pairs after the first, nil if none
+}
+
+// len returns the number of pairs in the set.
+func (s *pairSet) len() int {
+	if !s.some {
+		return 0
+	}
+	return 1 + len(s.more)
+}
+
+// has reports whether p is in the set.
+func (s *pairSet) has(p pair) bool {
+	if !s.some {
+		return false
+	}
+	if s.first == p {
+		return true
+	}
+	_, ok := s.more[p]
+	return ok
+}
+
+// add puts p in the set with m unless it is there already (the first
+// method stays); it reports whether p was added.
+func (s *pairSet) add(p pair, m AuthMethod) bool {
+	switch {
+	case s.has(p):
+		return false
+	case !s.some:
+		s.first, s.firstM, s.some = p, m, true
+	default:
+		if s.more == nil {
+			s.more = make(map[pair]AuthMethod)
+		}
+		s.more[p] = m
+	}
+	return true
+}
+
+// all yields every pair of the set with its method, the first one first.
+func (s *pairSet) all() iter.Seq2[pair, AuthMethod] {
+	return func(yield func(pair, AuthMethod) bool) {
+		if !s.some || !yield(s.first, s.firstM) {
+			return
+		}
+		for p, m := range s.more {
+			if !yield(p, m) {
+				return
+			}
+		}
+	}
 }
 
 // admit records that the policy admitted the stream's remote domain with
@@ -137,15 +200,9 @@ func (st *stream) authorize(p pair, m AuthMethod, send bool) {
 	if send {
 		set = &st.send
 	}
-	if *set == nil {
-		*set = make(map[pair]AuthMethod)
-	}
-	_, had := (*set)[p]
-	if !had {
-		(*set)[p] = m
-	}
+	added := set.add(p, m)
 	st.mu.Unlock()
-	if !had && st.srv != nil {
+	if added && st.srv != nil {
 		// The Server's indexes (lock order: the Server's mu is never
 		// taken under st.mu).
 		st.srv.indexPair(st, p, send)
@@ -156,14 +213,12 @@ func (st *stream) authorize(p pair, m AuthMethod, send bool) {
 func (st *stream) canSend(p pair) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	_, ok := st.send[p]
-	return ok && !st.closed
+	return st.send.has(p) && !st.closed
 }
 
 // canRecv reports whether the peer may send stanzas for p on st.
 func (st *stream) canRecv(p pair) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	_, ok := st.recv[p]
-	return ok
+	return st.recv.has(p)
 }
