@@ -93,7 +93,10 @@
 // silence and, on streams we send on, XEP-0199 pings after KeepAlive/2 of
 // receive silence (Limits.PingInterval may shorten it), so a live peer
 // always answers in time; a partner without keepalive gets none of this.
-// Limits covers the rest: element depth, queue size, dial timeout.
+// Limits covers the rest: element depth, queue size, dial timeout, how
+// many outbound streams are being established at once (Establishing) and
+// how many inbound connections may negotiate at once (Negotiating: the
+// oldest is pushed out by a new one).
 // XEP-0198 (acknowledgements, no resumption): inbound streams offer it and
 // answer the peer's <r/> with the count of stanzas handled; on outbound
 // streams whose peer offers it we enable it, request acks and requeue the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -590,6 +591,47 @@ func hostileCases() []hostileCase {
 				t.Errorf("streams registered: %+v", s)
 			}
 		}},
+		// Limits.Negotiating: more silent connections than the Server lets
+		// negotiate at once. Each new one pushes the oldest out (closed),
+		// so the flood costs bounded memory and a partner arriving last
+		// still gets in.
+		{"silent-connections-over-limit", func(t *testing.T, h *harness) {
+			const limit, total = 16, 40
+			b := h.node("b.example", nodeOpt{mod: func(s *s2s.Server) { s.Limits.Negotiating = limit }})
+			conns := make([]net.Conn, 0, total)
+			t.Cleanup(func() {
+				for _, c := range conns {
+					_ = c.Close()
+				}
+			})
+			for range total {
+				cn, err := net.Dial("tcp", b.addr)
+				if err != nil {
+					t.Fatalf("dial %d: %v", len(conns), err)
+				}
+				conns = append(conns, cn)
+			}
+			buf := make([]byte, 1)
+			for i, cn := range conns[:total-limit] {
+				_ = cn.SetReadDeadline(time.Now().Add(hang))
+				if _, err := cn.Read(buf); err == nil || isTimeout(err) {
+					t.Fatalf("connection %d (of the oldest %d): read %v, want it closed", i, total-limit, err)
+				}
+			}
+			for i, cn := range conns[total-limit:] {
+				// Still open: a short read times out (a closed one
+				// would fail at once).
+				_ = cn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+				if _, err := cn.Read(buf); !isTimeout(err) {
+					t.Fatalf("connection %d (of the newest %d): read %v, want it still open", total-limit+i, limit, err)
+				}
+			}
+			p := h.authPeer(t, "a.example", b)
+			p.write("<message from='u@a.example' to='v@b.example' id='in'><body>x</body></message>")
+			if got := recv(t, b.got, "the partner's stanza after the flood"); got.ID != "in" {
+				t.Fatalf("got %q", got.ID)
+			}
+		}},
 		// REFERENCE §5.5 #47: streams over the gateway's ConnectionLimit
 		// are refused with resource-constraint right after the header
 		// (RFC 6120 §4.9.3.17), before TLS; the ones in keep working.
@@ -789,4 +831,10 @@ func oversized(start, chunk string, total int64) func(t *testing.T, h *harness) 
 		}
 		nothingHandled(t, b)
 	}
+}
+
+// isTimeout reports whether err is a deadline's timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

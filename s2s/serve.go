@@ -52,7 +52,8 @@ type serverState struct {
 	// for another domain than the one they were admitted for: the only
 	// ones the policy watcher must check pair by pair.
 	multi    map[*stream]struct{}
-	pending  map[net.Conn]struct{}
+	pending  map[net.Conn]uint64 // inbound connections negotiating, by accept order
+	accepted uint64              // inbound connections accepted so far (pending's order)
 	pairs    map[pair]*outPair  // the outbound pool
 	pings    map[string]*stream // outstanding XEP-0199 pings by id
 	dials    map[string]int     // dials in progress per partner (partnerKey)
@@ -85,7 +86,7 @@ func (s *Server) start() {
 		r.byPartner = make(map[string][]*stream)
 		r.bySend = make(map[pair][]*stream)
 		r.multi = make(map[*stream]struct{})
-		r.pending = make(map[net.Conn]struct{})
+		r.pending = make(map[net.Conn]uint64)
 		r.pairs = make(map[pair]*outPair)
 		r.pings = make(map[string]*stream)
 		r.dials = make(map[string]int)
@@ -166,7 +167,11 @@ func (s *Server) serve(l net.Listener, directTLS bool) error {
 			_ = conn.Close()
 			return ErrServerClosed
 		}
-		r.pending[conn] = struct{}{}
+		if max := s.limits.Negotiating; max > 0 && len(r.pending) >= max {
+			s.evictOldestLocked()
+		}
+		r.accepted++
+		r.pending[conn] = r.accepted
 		r.wg.Add(1)
 		r.mu.Unlock()
 		go func() {
@@ -174,6 +179,26 @@ func (s *Server) serve(l net.Listener, directTLS bool) error {
 			s.serveConn(conn, directTLS)
 		}()
 	}
+}
+
+// evictOldestLocked closes the inbound connection that has been
+// negotiating longest (Limits.Negotiating); s.run.mu is held. Its
+// negotiation fails on the closed connection and ends as usual.
+func (s *Server) evictOldestLocked() {
+	var oldest net.Conn
+	var seq uint64
+	for c, n := range s.run.pending {
+		if oldest == nil || n < seq {
+			oldest, seq = c, n
+		}
+	}
+	if oldest == nil {
+		return
+	}
+	delete(s.run.pending, oldest)
+	_ = oldest.Close()
+	s.log.LogAttrs(s.run.ctx, slog.LevelWarn, "s2s: too many inbound connections negotiating; closed the oldest",
+		slog.String("remote_addr", oldest.RemoteAddr().String()), slog.Int("limit", s.limits.Negotiating))
 }
 
 func (s *Server) isClosed() bool {

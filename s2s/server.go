@@ -62,6 +62,17 @@ type Limits struct {
 	// (DefaultEstablishing); negative: no bound. Verification
 	// connections of Server Dialback are not counted.
 	Establishing int
+	// Negotiating bounds the inbound connections still negotiating
+	// (from the TCP accept until the stream is authenticated or fails).
+	// When a new connection would exceed it, the oldest one still
+	// negotiating is closed: a flood of connections that never finish
+	// (thousands that never send a header, slowloris) costs bounded
+	// memory and cannot lock partners out, since each new connection
+	// pushes the oldest stale one out rather than being refused. Each
+	// waiting connection costs one goroutine and a few KB until the
+	// gateway's StreamEstablishmentTimeout cuts it. 0: 2048
+	// (DefaultNegotiating); negative: no bound.
+	Negotiating int
 }
 
 // Default limits.
@@ -71,6 +82,8 @@ const (
 	DefaultDialTimeout = 10 * time.Second
 	// DefaultEstablishing is Limits.Establishing's default.
 	DefaultEstablishing = 64
+	// DefaultNegotiating is Limits.Negotiating's default.
+	DefaultNegotiating = 2048
 )
 
 // withDefaults returns l with zero fields set to their defaults.
@@ -86,6 +99,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.Establishing == 0 {
 		l.Establishing = DefaultEstablishing
+	}
+	if l.Negotiating == 0 {
+		l.Negotiating = DefaultNegotiating
 	}
 	return l
 }
