@@ -54,11 +54,11 @@ type serverState struct {
 	multi    map[*stream]struct{}
 	pending  map[net.Conn]uint64 // inbound connections negotiating, by accept order
 	accepted uint64              // inbound connections accepted so far (pending's order)
-	pairs    map[pair]*outPair  // the outbound pool
-	pings    map[string]*stream // outstanding XEP-0199 pings by id
-	dials    map[string]int     // dials in progress per partner (partnerKey)
-	dialsAll int                // dials in progress in total
-	shutdown chan struct{}      // closed by Shutdown and Close
+	pairs    map[pair]*outPair   // the outbound pool
+	pings    map[string]*stream  // outstanding XEP-0199 pings by id
+	dials    map[string]int      // dials in progress per partner (partnerKey)
+	dialsAll int                 // dials in progress in total
+	shutdown chan struct{}       // closed by Shutdown and Close
 	// stopping ends with shutdown: it ends waits that must not hold a
 	// graceful Shutdown up (the partner's rate limiter).
 	stopping   context.Context
