@@ -517,8 +517,7 @@ func TestFaultDNS(t *testing.T) {
 		for _, f := range faults {
 			// The stream of the last recovery dies, so the next stanza
 			// needs DNS again.
-			b.l.KillAll()
-			waitNoStream(t, a.srv, "b.example")
+			killStreams(t, a.srv, b.l, "b.example")
 			f.set()
 			seq++
 			id := fmt.Sprintf("%s-%d-%d", f.name, round, seq)
@@ -561,8 +560,7 @@ func TestFaultDNS(t *testing.T) {
 		if r := ta.settle(t, c.srv, ids, time.Second, hang); r.delivered != 1 {
 			t.Errorf("DNS back, round %d: %s; want it delivered", round, r)
 		}
-		b.l.KillAll()
-		waitNoStream(t, c.srv, "b.example")
+		killStreams(t, c.srv, b.l, "b.example")
 	}
 	relay.close()
 	// Every stream was killed and the relay closed: nothing may be
@@ -630,6 +628,27 @@ func (r *dnsRelay) serve() {
 }
 
 // waitNoStream waits (bounded) until srv has no stream with remote.
+// killStreams kills every connection l accepted and waits until srv has
+// no stream with remote and nothing left to send: with XEP-0198 a killed
+// stream's unacknowledged stanzas are sent again on a new stream, which
+// is killed in turn, so the next stanza needs DNS and a new connection.
+func killStreams(t *testing.T, srv *s2s.Server, l *faultnet.Listener, remote string) {
+	t.Helper()
+	for range 1500 {
+		l.KillAll() // again each time: a connection accepted meanwhile survives the last one
+		time.Sleep(10 * time.Millisecond) // let the ends see it and a requeue start its attempt
+		_, dialing := s2s.PoolState(srv)
+		up := false
+		for _, si := range srv.Stats().Streams {
+			up = up || si.Remote == remote
+		}
+		if dialing == 0 && srv.Stats().Queued == 0 && !up {
+			return
+		}
+	}
+	t.Fatalf("streams with %s keep coming back", remote)
+}
+
 func waitNoStream(t *testing.T, srv *s2s.Server, remote string) {
 	t.Helper()
 	for range 3000 {
