@@ -469,11 +469,14 @@ func (s *Server) handleStanza(st *stream, el *wire.Element) error {
 	if stz.Kind == "iq" && (stz.isError() || stz.Type == "result") && s.pongFor(stz) {
 		return nil
 	}
+	if s.resent(st, stz) {
+		// XEP-0198 resend of a stanza handled already (dedupe.go): dropped
+		// before pacing, so resends after a lost stream do not spend the
+		// partner's rate on what was delivered.
+		return nil
+	}
 	if err := s.pace(st, stz); err != nil {
 		return err
-	}
-	if s.resent(st, stz) {
-		return nil // XEP-0198 resend of a stanza handled already (dedupe.go)
 	}
 	if stz.To.Localpart() != "" && s.Policy != nil {
 		// REFERENCE §5.6 #59: a user without XMPP access receives nothing;
