@@ -635,8 +635,10 @@ func (r *dnsRelay) serve() {
 func killStreams(t *testing.T, srv *s2s.Server, l *faultnet.Listener, remote string) {
 	t.Helper()
 	for range 1500 {
-		l.KillAll() // again each time: a connection accepted meanwhile survives the last one
-		time.Sleep(10 * time.Millisecond) // let the ends see it and a requeue start its attempt
+		// Again each time: a connection accepted meanwhile survives the
+		// last one. Then let the ends see it and a requeue start.
+		l.KillAll()
+		time.Sleep(10 * time.Millisecond)
 		_, dialing := s2s.PoolState(srv)
 		up := false
 		for _, si := range srv.Stats().Streams {
