@@ -54,6 +54,8 @@ type serverState struct {
 	multi    map[*stream]struct{}
 	pending  map[net.Conn]uint64 // inbound connections negotiating, by accept order
 	accepted uint64              // inbound connections accepted so far (pending's order)
+	evicted  uint64              // pending connections closed by Limits.Negotiating since evictLog
+	evictLog time.Time           // when that was last logged
 	pairs    map[pair]*outPair   // the outbound pool
 	pings    map[string]*stream  // outstanding XEP-0199 pings by id
 	dials    map[string]int      // dials in progress per partner (partnerKey)
@@ -197,8 +199,17 @@ func (s *Server) evictOldestLocked() {
 	}
 	delete(s.run.pending, oldest)
 	_ = oldest.Close()
-	s.log.LogAttrs(s.run.ctx, slog.LevelWarn, "s2s: too many inbound connections negotiating; closed the oldest",
-		slog.String("remote_addr", oldest.RemoteAddr().String()), slog.Int("limit", s.limits.Negotiating))
+	// A flood evicts on every accept: warn once a minute at most (with
+	// the count since the last warning), so logging is not the flood's
+	// amplifier.
+	r := &s.run
+	r.evicted++
+	if now := time.Now(); now.Sub(r.evictLog) >= time.Minute {
+		s.log.LogAttrs(r.ctx, slog.LevelWarn, "s2s: too many inbound connections negotiating; closed the oldest",
+			slog.String("remote_addr", oldest.RemoteAddr().String()), slog.Int("limit", s.limits.Negotiating),
+			slog.Uint64("closed_since_last_warning", r.evicted))
+		r.evictLog, r.evicted = now, 0
+	}
 }
 
 func (s *Server) isClosed() bool {
