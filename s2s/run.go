@@ -194,6 +194,11 @@ func (s *Server) writeLoop(st *stream) {
 				// Graceful end (RFC 6120 §4.4): everything queued is
 				// written; close our half and let the reader wait for
 				// the peer's </stream:stream>.
+				// wroteClose is set before the write: the peer's answer
+				// can be read before Close returns.
+				rt.mu.Lock()
+				rt.wroteClose = true
+				rt.mu.Unlock()
 				err := st.w.Close()
 				rt.mu.Lock()
 				rt.wroteClose = err == nil

@@ -561,14 +561,27 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		r.wg.Wait()
 		close(done)
 	}()
-	select {
-	case <-done:
-		r.cancel()
-		return nil
-	case <-ctx.Done():
-		_ = s.Close()
-		<-done
-		return ctx.Err()
+	for {
+		select {
+		case <-done:
+			r.cancel()
+			return nil
+		case <-ctx.Done():
+			_ = s.Close()
+			<-done
+			return ctx.Err()
+		case <-s.poolChanged():
+			// A stream that ended without a graceful close (XEP-0198:
+			// unacknowledged stanzas) requeued and the pool opened a
+			// new one: once the pool is idle again, close that one too.
+			if s.poolIdle() {
+				r.mu.Lock()
+				for st := range r.streams {
+					st.closeGracefully()
+				}
+				r.mu.Unlock()
+			}
+		}
 	}
 }
 
