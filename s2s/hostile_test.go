@@ -57,39 +57,15 @@ func hostileCases() []hostileCase {
 	return []hostileCase{
 		// RFC 6120 §8.1.2.1, §4.9.3.9: a 'from' whose domain was not
 		// authenticated on the stream is invalid-from; the stream ends.
-		{"spoofed-from-after-auth", func(t *testing.T, h *harness) {
-			b := h.node("b.example", nodeOpt{})
-			p := h.authPeer(t, "evil.example", b)
-			p.write("<message from='m@other.example' to='v@b.example'><body>spoof</body></message>")
-			expectClosedWith(t, p.readAll(), "invalid-from")
-			nothingHandled(t, b)
-		}},
+		{"spoofed-from-after-auth", closedAfterAuth("<message from='m@other.example' to='v@b.example'><body>spoof</body></message>", "invalid-from")},
 		// RFC 6120 §8.1.2.1 and §4.9.3.14 improper-addressing: on a
 		// server-to-server stream every stanza carries 'from' and 'to'.
-		{"missing-from-after-auth", func(t *testing.T, h *harness) {
-			b := h.node("b.example", nodeOpt{})
-			p := h.authPeer(t, "evil.example", b)
-			p.write("<message to='v@b.example'><body>who</body></message>")
-			expectClosedWith(t, p.readAll(), "improper-addressing")
-			nothingHandled(t, b)
-		}},
+		{"missing-from-after-auth", closedAfterAuth("<message to='v@b.example'><body>who</body></message>", "improper-addressing")},
 		// A subdomain is another domain: invalid-from (RFC 6120 §8.1.2.1).
-		{"spoofed-from-subdomain", func(t *testing.T, h *harness) {
-			b := h.node("b.example", nodeOpt{})
-			p := h.authPeer(t, "evil.example", b)
-			p.write("<message from='m@sub.evil.example' to='v@b.example'><body>sub</body></message>")
-			expectClosedWith(t, p.readAll(), "invalid-from")
-			nothingHandled(t, b)
-		}},
+		{"spoofed-from-subdomain", closedAfterAuth("<message from='m@sub.evil.example' to='v@b.example'><body>sub</body></message>", "invalid-from")},
 		// RFC 6120 §4.9.3.23: a first-level element in the client
 		// namespace is not a stanza of a server-to-server stream.
-		{"client-namespace-stanza", func(t *testing.T, h *harness) {
-			b := h.node("b.example", nodeOpt{})
-			p := h.authPeer(t, "evil.example", b)
-			p.write("<message xmlns='jabber:client' from='e@evil.example' to='v@b.example'><body>c2s</body></message>")
-			expectClosedWith(t, p.readAll(), "unsupported-stanza-type")
-			nothingHandled(t, b)
-		}},
+		{"client-namespace-stanza", closedAfterAuth("<message xmlns='jabber:client' from='e@evil.example' to='v@b.example'><body>c2s</body></message>", "unsupported-stanza-type")},
 		// RFC 6120 §4.9.3.10: a stream header in the client namespace, or
 		// with another stream namespace, is invalid-namespace.
 		{"header-client-namespace", func(t *testing.T, h *harness) {
@@ -117,13 +93,7 @@ func hostileCases() []hostileCase {
 			}
 		}},
 		// The same claim inside an authenticated stream's stanza.
-		{"from-own-domain-stanza", func(t *testing.T, h *harness) {
-			b := h.node("b.example", nodeOpt{})
-			p := h.authPeer(t, "evil.example", b)
-			p.write("<message from='admin@b.example' to='v@b.example'><body>me</body></message>")
-			expectClosedWith(t, p.readAll(), "invalid-from")
-			nothingHandled(t, b)
-		}},
+		{"from-own-domain-stanza", closedAfterAuth("<message from='admin@b.example' to='v@b.example'><body>me</body></message>", "invalid-from")},
 		// RFC 6120 §4.9.3.12: stanzas before authentication are
 		// not-authorized, whether TLS was negotiated yet or not (a stanza
 		// is not an attempt to skip TLS: it is unauthenticated data).
@@ -403,13 +373,7 @@ func hostileCases() []hostileCase {
 		// makes it a fatal (well-formedness) error. Our framer answers
 		// not-well-formed (internal/wire reader tests pin that); either
 		// way the stream ends and nothing is delivered.
-		{"invalid-utf8", func(t *testing.T, h *harness) {
-			b := h.node("b.example", nodeOpt{})
-			p := h.authPeer(t, "evil.example", b)
-			p.write("<message from='e@evil.example' to='v@b.example'><body>\xc0\xaf\xff</body></message>")
-			expectClosedWith(t, p.readAll(), "not-well-formed")
-			nothingHandled(t, b)
-		}},
+		{"invalid-utf8", closedAfterAuth("<message from='e@evil.example' to='v@b.example'><body>\xc0\xaf\xff</body></message>", "not-well-formed")},
 		// RFC 6120 §4.9.3.14, §13.12; XEP-0478: an element over the
 		// stanza limit ends the stream with policy-violation and
 		// <stanza-too-big/>, cut while reading: what was read is bounded
@@ -789,12 +753,21 @@ func outboundBadCert(l certs.Leaf) func(t *testing.T, h *harness) {
 	}
 }
 
+// restrictedXML is a case where an authenticated peer writes xml that
+// RFC 6120 §11.1 forbids: restricted-xml.
 func restrictedXML(xml string) func(t *testing.T, h *harness) {
+	return closedAfterAuth(xml, "restricted-xml")
+}
+
+// closedAfterAuth is a case where an authenticated peer (evil.example)
+// writes xml and the stream must end with the stream error cond, nothing
+// handled.
+func closedAfterAuth(xml, cond string) func(t *testing.T, h *harness) {
 	return func(t *testing.T, h *harness) {
 		b := h.node("b.example", nodeOpt{})
 		p := h.authPeer(t, "evil.example", b)
 		p.write(xml)
-		expectClosedWith(t, p.readAll(), "restricted-xml")
+		expectClosedWith(t, p.readAll(), cond)
 		nothingHandled(t, b)
 	}
 }
