@@ -2,6 +2,8 @@ package s2s
 
 import (
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,6 +149,82 @@ func TestResentRingBounded(t *testing.T) {
 	}
 }
 
+// TestResentTotalBounded: over all domains at most dedupeTotal keys are
+// kept (give or take the checks between two sweeps), the oldest evicted
+// first whichever domain holds them, and a ring that lost most of its
+// entries gives its array back.
+func TestResentTotalBounded(t *testing.T) {
+	s, c := dedupeServer(t)
+	st := smStream("stream-1", true)
+	const per = dedupeMax / 4
+	const domains = dedupeTotal * 5 / 4 / per // a quarter more than the total allows
+	dom := func(d int) string { return fmt.Sprintf("u@d%d.example", d) }
+	// Round-robin, one millisecond apart: the oldest keys are the first
+	// round's, spread over every domain.
+	for i := range per {
+		for d := range domains {
+			s.resent(st, dedupeStanza(t, "message", dom(d), "v@b.example", fmt.Sprint(i), ""))
+			c.Advance(time.Microsecond)
+		}
+	}
+	got := s.dedupe.entries.Load()
+	if got > dedupeTotal+dedupeSweep {
+		t.Fatalf("%d keys kept, want at most %d + %d", got, dedupeTotal, dedupeSweep)
+	}
+	total := 0
+	for _, r := range s.dedupe.peers {
+		total += r.n
+		if len(r.ents) > 4*max(r.n, 16) {
+			t.Errorf("a ring of %d entries keeps an array of %d", r.n, len(r.ents))
+		}
+	}
+	if int64(total) != got {
+		t.Errorf("entries = %d, the rings hold %d", got, total)
+	}
+	other := smStream("stream-2", true)
+	for d := range domains {
+		if !s.resent(other, dedupeStanza(t, "message", dom(d), "v@b.example", fmt.Sprint(per-1), "")) {
+			t.Errorf("domain %d: its newest key was evicted", d)
+		}
+		if s.resent(other, dedupeStanza(t, "message", dom(d), "v@b.example", "0", "")) {
+			t.Errorf("domain %d: its oldest key was kept over the total", d)
+		}
+	}
+}
+
+// TestResentConcurrent: streams of many domains check and record at once
+// while sweeps run (for -race), and a key recorded by one stream is still
+// caught on another.
+func TestResentConcurrent(t *testing.T) {
+	s, c := dedupeServer(t)
+	const workers, each = 8, 3 * dedupeSweep
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := smStream(fmt.Sprint("stream-", w), true)
+			other := smStream(fmt.Sprint("other-", w), true)
+			from := fmt.Sprintf("u@d%d.example", w%3) // domains shared by workers
+			for i := range each {
+				id := fmt.Sprintf("%d-%d", w, i)
+				if s.resent(st, dedupeStanza(t, "message", from, "v@b.example", id, "")) {
+					t.Errorf("worker %d: new stanza %s reported as a resend", w, id)
+					return
+				}
+				if i%97 == 0 {
+					c.Advance(time.Second) // ages some entries past sweeps
+					if !s.resent(other, dedupeStanza(t, "message", from, "v@b.example", id, "")) {
+						t.Errorf("worker %d: resend of %s not caught", w, id)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // BenchmarkResent is the per-stanza cost of the resend check on a busy
 // domain (the record full: every call evicts one key).
 func BenchmarkResent(b *testing.B) {
@@ -168,9 +246,36 @@ func BenchmarkResent(b *testing.B) {
 	}
 }
 
+// BenchmarkResentParallel is BenchmarkResent with one stream per
+// goroutine, each from its own domain: the domains' records have their own
+// locks, so the checks do not wait for each other. The real clock: the
+// fake one's lock would be the contention measured.
+func BenchmarkResentParallel(b *testing.B) {
+	s := &Server{Domains: []string{"b.example"}}
+	s.init()
+	var next atomic.Int32
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		w := next.Add(1)
+		st := smStream(fmt.Sprint("stream-", w), true)
+		stz := make([]*Stanza, 2*dedupeMax)
+		for i := range stz {
+			p, err := ParseStanza([]byte(fmt.Sprintf("<message xmlns='jabber:server' from='u@d%d.example/r' to='v@b.example' id='%d'/>", w, i)))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			stz[i] = p
+		}
+		for i := 0; pb.Next(); i++ {
+			s.resent(st, stz[i%len(stz)])
+		}
+	})
+}
+
 // BenchmarkResentUncounted is the check's cost on a stream without
-// XEP-0198 while nothing is recorded: every stream between two xmppfed
-// servers today.
+// XEP-0198 while nothing is recorded: streams to servers that do not
+// offer it.
 func BenchmarkResentUncounted(b *testing.B) {
 	s := &Server{Domains: []string{"b.example"}, clock: clock.NewFake(time.Unix(1e9, 0))}
 	s.init()

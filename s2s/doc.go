@@ -112,9 +112,12 @@
 // handed to the Handler already. The Server therefore keeps, per remote
 // domain, a hash of (kind, error or not, from, to, id) of each stanza it
 // handled that the peer may resend (those counted for XEP-0198 acks), the
-// last 4096 for at most 5 minutes on its clock, and drops a stanza whose
-// key it recorded on another stream (logged at Debug; it is still
-// acknowledged, so the peer stops resending it). A stanza without an id
+// last 4096 for at most 5 minutes on its clock, and no more than 131 072
+// over all domains (about 7 MB: beyond that the oldest keys go first,
+// whichever domain holds them, so a busy domain keeps more than a quiet
+// one), and drops a stanza whose key it recorded on another stream
+// (logged at Debug; it is still acknowledged, so the peer stops resending
+// it). Streams of different domains check their stanzas in parallel. A stanza without an id
 // is never dropped: nothing tells a resend from a new one. Every stanza
 // with an id is checked while anything is recorded, whether or not its
 // stream uses XEP-0198 and whether or not the old stream ended

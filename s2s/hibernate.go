@@ -117,7 +117,7 @@ func (s *Server) hibernate(st *stream, err error) (handled, parked bool) {
 	}
 	// Give back what only a reading stream needs. A fresh reader
 	// allocates it again.
-	rt.addrs = nil
+	rt.addrs, rt.dd = nil, nil
 	st.r.Shrink()
 	if !s.park(st) {
 		return true, false

@@ -39,6 +39,7 @@ type runState struct {
 	// first stanza and dropped when the stream goes idle (owned by the
 	// read loop: no locking).
 	addrs  *addrCache
+	dd     *dedupeCache    // the read loop's resend-check shortcut (dedupe.go), same rules as addrs
 	ctx    context.Context // ends when the stream ends
 	cancel context.CancelFunc
 
