@@ -117,8 +117,9 @@
 // whichever domain holds them, so a busy domain keeps more than a quiet
 // one), and drops a stanza whose key it recorded on another stream
 // (logged at Debug; it is still acknowledged, so the peer stops resending
-// it). Streams of different domains check their stanzas in parallel. A stanza without an id
-// is never dropped: nothing tells a resend from a new one. Every stanza
+// it). Streams of different domains check their stanzas in parallel. A
+// stanza without an id is never dropped: nothing tells a resend from a
+// new one. Every stanza
 // with an id is checked while anything is recorded, whether or not its
 // stream uses XEP-0198 and whether or not the old stream ended
 // uncleanly: the receiving side often learns of the loss after the
