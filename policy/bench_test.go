@@ -80,3 +80,24 @@ func BenchmarkCheckUser(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkInbound is the per-message decision on the federation path: a
+// partner's user writing to a local user with XMPP access (delivered), and
+// the same from an unauthorized PublicUnverified sender (refused).
+func BenchmarkInbound(b *testing.B) {
+	ctx := context.Background()
+	users := new(policy.UserTable)
+	to := jid.MustParse("alice@example.com")
+	users.Set(to, policy.User{Site: "redmond"})
+	p := benchPolicy(b, users)
+	deliver := policy.Request{Action: policy.ActMessage, From: jid.MustParse("bob@chat.partner500.example/pc"), To: to, Authorized: true}
+	b.Run("deliver", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			d, err := p.Inbound(ctx, deliver)
+			if err != nil || d.Verdict != policy.Deliver {
+				b.Fatal(d, err)
+			}
+		}
+	})
+}

@@ -287,13 +287,9 @@ func (p *Policy) refreshLimiters(s *snapshot) {
 
 // remote implements Remote against snapshot s.
 func (p *Policy) remote(s *snapshot, domain string) (*Remote, error) {
-	d, err := dnsname.Normalize(domain)
+	d, pt, key, err := s.partnerOf(domain)
 	if err != nil {
-		return nil, &Denial{Rule: RuleInvalidDomain, Domain: domain}
-	}
-	pt, key, refused := s.admit(d)
-	if refused != 0 {
-		return nil, &Denial{Rule: refused, Domain: d}
+		return nil, err
 	}
 	r := &Remote{
 		Domain:          d,
@@ -312,6 +308,22 @@ func (p *Policy) remote(s *snapshot, domain string) (*Remote, error) {
 		r.KeepAlive = ka
 	}
 	return r, nil
+}
+
+// partnerOf normalizes domain and admits it: the domain's normalized
+// form, its partner (the DefaultPartner under open federation) and the
+// partner's limiter key, or the Denial that refuses it. Unlike remote it
+// allocates nothing for an admitted domain: the per-stanza checks use it.
+func (s *snapshot) partnerOf(domain string) (string, *Partner, string, error) {
+	d, err := dnsname.Normalize(domain)
+	if err != nil {
+		return "", nil, "", &Denial{Rule: RuleInvalidDomain, Domain: domain}
+	}
+	pt, key, refused := s.admit(d)
+	if refused != 0 {
+		return "", nil, "", &Denial{Rule: refused, Domain: d}
+	}
+	return d, pt, key, nil
 }
 
 // samePartner implements Remote.SamePartner.
@@ -378,7 +390,7 @@ func (p *Policy) inbound(ctx context.Context, r Request) (Decision, error) {
 		return Decision{}, fmt.Errorf("policy: Inbound: unknown Action %d", r.Action)
 	}
 	s := p.snap.Load()
-	rem, err := p.remote(s, r.From.Domainpart())
+	dom, pt, _, err := s.partnerOf(r.From.Domainpart())
 	if err != nil {
 		return Decision{Verdict: Deny, Err: err}, nil
 	}
@@ -389,23 +401,27 @@ func (p *Policy) inbound(ctx context.Context, r Request) (Decision, error) {
 		}
 		return Decision{}, err
 	}
-	notAuthorized := &Denial{Rule: RuleNotAuthorized, Domain: rem.Domain, User: r.To.Bare().String()}
-	note := rem.Type.SharesNote()
+	// Built only when it refuses: a delivered stanza allocates nothing here.
+	notAuthorized := func() *Denial {
+		return &Denial{Rule: RuleNotAuthorized, Domain: dom, User: r.To.Bare().String()}
+	}
+	typ := pt.Type
+	note := typ.SharesNote()
 	switch r.Action {
 	case ActMessage:
 		// #68, #69: PublicUnverified senders need the user's approval.
-		if r.Authorized || rem.Type.MessageWithoutApproval() {
+		if r.Authorized || typ.MessageWithoutApproval() {
 			return Decision{Verdict: Deliver, ShareNote: note}, nil
 		}
-		return Decision{Verdict: Deny, Err: notAuthorized}, nil
+		return Decision{Verdict: Deny, Err: notAuthorized()}, nil
 	case ActSubscribe:
 		// #65-67: auto-approved for the trusted types and for a contact
 		// the user authorized already (RFC 6121 §3.1.3 pre-approval).
-		if r.Authorized || rem.Type.SubscribeWithoutApproval() {
+		if r.Authorized || typ.SubscribeWithoutApproval() {
 			return Decision{Verdict: AutoApprove, ShareNote: note}, nil
 		}
 		if s.gw.DenyUnverifiedSubscriptions {
-			return Decision{Verdict: Deny, Err: notAuthorized}, nil
+			return Decision{Verdict: Deny, Err: notAuthorized()}, nil
 		}
 		return Decision{Verdict: Hold}, nil
 	default: // ActProbe
@@ -413,7 +429,7 @@ func (p *Policy) inbound(ctx context.Context, r Request) (Decision, error) {
 		if r.Authorized {
 			return Decision{Verdict: Deliver, ShareNote: note}, nil
 		}
-		return Decision{Verdict: Deny, Err: notAuthorized}, nil
+		return Decision{Verdict: Deny, Err: notAuthorized()}, nil
 	}
 }
 
