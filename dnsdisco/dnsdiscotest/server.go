@@ -111,7 +111,11 @@ func (s *Server) HostsFile() string { return filepath.Join(s.dir, "hosts") }
 
 // Resolver returns a new resolver that asks only this server, with a short
 // timeout (500ms, 1 attempt) and HostsFile pointing at [Server.HostsFile],
-// so /etc/hosts cannot interfere.
+// so /etc/hosts cannot interfere. The short timeout makes a missing record
+// fail a test quickly; a test that has hundreds of domains negotiate at
+// once on a busy machine should raise Timeout and Attempts on the
+// returned resolver (xmppfed's soak test uses 2s and 3), since a lookup
+// that times out bounces the stanzas queued for its domain.
 func (s *Server) Resolver() *dnsdisco.Resolver {
 	return &dnsdisco.Resolver{
 		Servers:   []string{s.Addr},
