@@ -102,6 +102,9 @@ func parseStanza(raw []byte) (*node, error) {
 			if len(stack) >= maxDepth {
 				return root, badRequest("The stanza nests elements deeper than %d", maxDepth)
 			}
+			if err := uniqueAttrs(t); err != nil {
+				return root, badRequest("The stanza is not well-formed XML: %v", err)
+			}
 			n := &node{name: t.Name, attr: t.Attr}
 			top.kids = append(top.kids, n)
 			stack = append(stack, n)

@@ -310,6 +310,9 @@ func firstStart(d *xml.Decoder) (xml.StartElement, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
+			if err := uniqueAttrs(t); err != nil {
+				return xml.StartElement{}, err
+			}
 			return t, nil
 		case xml.CharData:
 			if len(bytes.TrimSpace(t)) > 0 {
@@ -319,6 +322,27 @@ func firstStart(d *xml.Decoder) (xml.StartElement, error) {
 			return xml.StartElement{}, fmt.Errorf("%T before the stanza (RFC 6120 §11.1 restricted XML)", tok)
 		}
 	}
+}
+
+// uniqueAttrs reports an error when el has an attribute twice (the same
+// name in the same namespace): XML 1.0 §3.1 and Namespaces in XML §6.3
+// make that not well-formed, and encoding/xml does not check it. The
+// stream reader rejects such elements; Decode and ErrorReply do too, so
+// that they never read different values (the first, the last) for one
+// attribute.
+func uniqueAttrs(el xml.StartElement) error {
+	for i, a := range el.Attr {
+		for _, b := range el.Attr[:i] {
+			if a.Name == b.Name {
+				name := a.Name.Local
+				if a.Name.Space != "" {
+					name = a.Name.Space + " " + name
+				}
+				return fmt.Errorf("<%s> has the attribute %q twice", el.Name.Local, name)
+			}
+		}
+	}
+	return nil
 }
 
 // children reads the rest of a stanza from d (its start tag read) and
@@ -340,7 +364,7 @@ func children(d *xml.Decoder, ns string) [][2]int64 {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
-			if depth > maxDepth || !resolved(t) {
+			if depth > maxDepth || !resolved(t) || uniqueAttrs(t) != nil {
 				return nil
 			}
 			if depth == 2 {

@@ -194,6 +194,10 @@ func TestErrorReplyRefuses(t *testing.T) {
 		`<message from='a@b.example'/>`,
 		`<message from='a@@b.example' to='c@d.example'/>`,
 		`<message from='a@b.example' to='c@'/>`,
+		// An attribute twice is not well-formed (XML 1.0 §3.1): which
+		// type, or which from, would the reply be for?
+		`<iq type='' type='result' from='a@b.example' to='c@d.example' id='1'/>`,
+		`<message from='a@b.example' from='x@y.example' to='c@d.example'/>`,
 	} {
 		out, err := translate.ErrorReply([]byte(raw), e)
 		if err == nil || err == translate.ErrIgnore || out != nil {
@@ -274,5 +278,29 @@ func TestParseAddress(t *testing.T) {
 		if se := translate.StanzaError(err); se.Condition != stanza.JIDMalformed {
 			t.Errorf("StanzaError(ParseAddress(%q)) = %v", in, se.Condition)
 		}
+	}
+}
+
+// TestDecodeDuplicateAttribute: Decode refuses an element with an
+// attribute twice, at any depth, as not well-formed (bad-request), and
+// ErrorReply drops a child that has one from the payload it echoes.
+func TestDecodeDuplicateAttribute(t *testing.T) {
+	for _, raw := range []string{
+		`<iq type='' type='result' from='a@b.example' to='c@d.example' id='1'/>`,
+		`<message from='a@b.example' to='c@d.example'><body xml:lang='en' xml:lang='de'>hi</body></message>`,
+	} {
+		v, err := translate.Decode([]byte(raw), nil)
+		var se stanza.Error
+		if v != nil || !errors.As(err, &se) || se.Condition != stanza.BadRequest || !strings.Contains(se.Text["en"], "twice") {
+			t.Errorf("Decode(%s) = %v, %v; want bad-request naming the attribute", raw, v, err)
+		}
+	}
+	raw := `<message from='a@b.example' to='c@d.example' id='m'><x xmlns='urn:x' a='1' a='2'/></message>`
+	out, err := translate.ErrorReply([]byte(raw), stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "urn:x") {
+		t.Errorf("ErrorReply echoed a child with an attribute twice: %s", out)
 	}
 }
