@@ -103,8 +103,7 @@ func (s *Server) precheck(ctx context.Context, v translate.Stanza) error {
 	if s.Policy == nil {
 		return &policy.Denial{Rule: policy.RuleNotPartner, Domain: d}
 	}
-	_, err := s.Policy.Remote(d)
-	return err
+	return s.Policy.Admit(d)
 }
 
 // isLocalJID is isLocal for j's domain, without allocating the domain

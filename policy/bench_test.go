@@ -101,3 +101,15 @@ func BenchmarkInbound(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkAdmit is the verdict alone, as federation's Send checks every
+// outbound stanza's domain.
+func BenchmarkAdmit(b *testing.B) {
+	p := benchPolicy(b, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Admit("chat.partner500.example"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -152,6 +152,15 @@ func (p *Policy) Changed() <-chan struct{} {
 // and open federation off) or RuleInvalidDomain. It does no I/O.
 func (p *Policy) Remote(domain string) (*Remote, error) { return p.remote(p.snap.Load(), domain) }
 
+// Admit reports whether the policy admits a remote domain (any form): nil,
+// or the *Denial Remote would return. It is Remote for a caller that
+// needs only the verdict (a check on every outbound stanza): it allocates
+// nothing for an admitted domain.
+func (p *Policy) Admit(domain string) error {
+	_, _, _, err := p.snap.Load().partnerOf(domain)
+	return err
+}
+
 // Remote is the policy for one remote domain at one moment: the partner it
 // belongs to and the settings that apply. Values come from the snapshot
 // current when it was made; ask again for a newer one.

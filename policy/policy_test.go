@@ -460,6 +460,15 @@ func TestRemoteRules(t *testing.T) {
 		if tc.domain != "" && !strings.Contains(d.Error(), tc.domain) {
 			t.Errorf("denial %q does not name %q", d.Error(), tc.domain)
 		}
+		// Admit gives the same verdict.
+		if a := denial(t, p.Admit(tc.domain), tc.rule); *a != *d {
+			t.Errorf("Admit(%q) = %+v, Remote's denial %+v", tc.domain, a, d)
+		}
+	}
+	for _, d := range []string{"fabrikam.com", "chat.fabrikam.com", "FABRIKAM.de"} {
+		if err := p.Admit(d); err != nil {
+			t.Errorf("Admit(%q) = %v", d, err)
+		}
 	}
 	main := remote(t, p, "fabrikam.com")
 	for _, d := range []string{"chat.fabrikam.com", "FABRIKAM.de"} {
