@@ -379,6 +379,13 @@ func hostileCases() []hostileCase {
 		// <stanza-too-big/>, cut while reading: what was read is bounded
 		// by the limit plus a read buffer, whatever the peer sends.
 		{"huge-attribute", oversized("<message from='e@evil.example' to='v@b.example' x='", "a", hugeStanza)},
+		// wire.Limits.MaxAttrs (64): an element with more attributes,
+		// or more namespace declarations in scope, ends the stream with
+		// policy-violation at once; 50 000 short attributes in one
+		// element (well inside the stanza limit) cost seconds of CPU
+		// before the limit.
+		{"many-attributes", closedAfterAuth("<message from='e@evil.example' to='v@b.example'><x xmlns='urn:x'"+manyAttrs(" a%d=''", 50000)+"/></message>", "policy-violation")},
+		{"many-namespace-declarations", closedAfterAuth("<message from='e@evil.example' to='v@b.example'><x"+manyAttrs(" xmlns:p%d='urn:p'", 40)+"><y"+manyAttrs(" xmlns:q%d='urn:q'", 40)+"/></x></message>", "policy-violation")},
 		{"huge-text-node", oversized("<message from='e@evil.example' to='v@b.example'><body>", "t", hugeStanza)},
 		{"stanza-100MiB", oversized("<message from='e@evil.example' to='v@b.example'>", "<body>0123456789abcdef</body>", hugeStanza)},
 		// The stream header itself is bounded (wire.Limits.MaxHeaderBytes,
@@ -751,6 +758,15 @@ func outboundBadCert(l certs.Leaf) func(t *testing.T, h *harness) {
 		expectBounce(t, a, stanza.RemoteServerTimeout, "b.example", "tls")
 		nothingHandled(t, b)
 	}
+}
+
+// manyAttrs is format (with one %d) repeated n times, numbered from 0.
+func manyAttrs(format string, n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, format, i)
+	}
+	return b.String()
 }
 
 // restrictedXML is a case where an authenticated peer writes xml that

@@ -17,6 +17,7 @@ import (
 const (
 	diffMaxBytes = 256
 	diffMaxDepth = 4
+	diffMaxAttrs = 8 // the test's stream header has 8
 )
 
 // Namespace names fixed by Namespaces in XML 1.0 §3.
@@ -33,7 +34,7 @@ const (
 func fastOne(data []byte) (xml.Name, error) {
 	src := bytes.NewReader(data)
 	r := wire.NewReader(io.MultiReader(strings.NewReader(hdr), src),
-		wire.Limits{MaxStanzaBytes: diffMaxBytes, MaxDepth: diffMaxDepth})
+		wire.Limits{MaxStanzaBytes: diffMaxBytes, MaxDepth: diffMaxDepth, MaxAttrs: diffMaxAttrs})
 	if _, err := r.ReadHeader(); err != nil {
 		return xml.Name{}, err
 	}
@@ -54,8 +55,9 @@ func fastOne(data []byte) (xml.Name, error) {
 // well-formedness and Namespaces in XML 1.0 (matching tags, unique
 // attributes, declared prefixes, reserved prefixes and names), RFC 6120
 // §11.1 restricted XML (no comment, processing instruction, DTD or other
-// directive, no entity but the five predefined), the size and depth limits,
-// and exactly one element with nothing but whitespace around it. The
+// directive, no entity but the five predefined), the size, depth and
+// attribute limits, and exactly one element with nothing but whitespace
+// around it. The
 // stream header's declarations (hdr) are in scope. It returns the
 // element's namespace-resolved name.
 func slowOne(data []byte) (xml.Name, error) {
@@ -107,6 +109,9 @@ func slowOne(data []byte) (xml.Name, error) {
 			if err := checkQName(t.Name); err != nil {
 				return xml.Name{}, err
 			}
+			if len(t.Attr) > diffMaxAttrs {
+				return xml.Name{}, errors.New("too many attributes")
+			}
 			scope := map[string]string{}
 			for _, a := range t.Attr {
 				if err := checkQName(a.Name); err != nil {
@@ -131,6 +136,13 @@ func slowOne(data []byte) (xml.Name, error) {
 				}
 			}
 			scopes = append(scopes, scope)
+			decls := 0
+			for _, sc := range scopes[1:] { // the header's are not counted
+				decls += len(sc)
+			}
+			if decls > diffMaxAttrs {
+				return xml.Name{}, errors.New("too many namespace declarations in scope")
+			}
 			uri, ok := lookup(t.Name.Space)
 			if !ok {
 				return xml.Name{}, errors.New("undeclared element prefix")

@@ -19,6 +19,10 @@
 //     reading, so no more than about the limit is ever buffered, and the
 //     error carries the <stanza-too-big xmlns='urn:xmpp:errors'/> condition
 //     that Prosody sends and XEP-0478 describes;
+//   - a start tag with more than Limits.MaxAttrs attributes (namespace
+//     declarations included), or more than Limits.MaxAttrs namespace
+//     declarations in scope at once, fails with policy-violation, which
+//     keeps the duplicate and prefix checks cheap;
 //   - a stream element outside http://etherx.jabber.org/streams or a
 //     default namespace other than jabber:server fails with
 //     invalid-namespace (RFC 6120 §4.8).

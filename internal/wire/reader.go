@@ -26,12 +26,20 @@ type Limits struct {
 	// header's start tag (XML declaration, whitespace, <stream:stream ...>).
 	// Zero means 16 KiB.
 	MaxHeaderBytes int
+	// MaxAttrs bounds the attributes of one start tag, namespace
+	// declarations included, and the namespace declarations in scope at
+	// once (over the open elements). Zero means 64. Checking attribute
+	// names for duplicates and resolving prefixes costs in proportion to
+	// these counts, so without a bound one element of 50 000 short
+	// attributes, well inside MaxStanzaBytes, took seconds of CPU.
+	MaxAttrs int
 }
 
 const (
 	defaultMaxStanza = 512 << 10
 	defaultMaxDepth  = 64
 	defaultMaxHeader = 16 << 10
+	defaultMaxAttrs  = 64
 	minRead          = 4096
 	minFree          = 512 // grow the buffer when less than this is free for a read
 	shrinkAbove      = 64 << 10
@@ -48,6 +56,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxHeaderBytes <= 0 {
 		l.MaxHeaderBytes = defaultMaxHeader
+	}
+	if l.MaxAttrs <= 0 {
+		l.MaxAttrs = defaultMaxAttrs
 	}
 	return l
 }
@@ -113,6 +124,7 @@ type Reader struct {
 	binds       []binding // declared inside the current element
 	open        []span
 	attrs       []attrSpan
+	auris       [][]byte // startTag's scratch: the namespace name of each prefixed attribute
 	usedDefault bool
 	nonASCII    bool
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -212,6 +213,63 @@ func TestLimitExact(t *testing.T) {
 	r = newStream(t, el, wire.Limits{MaxStanzaBytes: len(el) - 1})
 	if _, err := r.Next(); !errors.Is(err, stream.PolicyViolation) {
 		t.Fatalf("one byte over: %v, want policy-violation", err)
+	}
+}
+
+// attrs is format (with one %d) repeated n times, numbered from 0.
+func attrs(format string, n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, format, i)
+	}
+	return b.String()
+}
+
+// TestMaxAttrs: MaxAttrs (default 64) bounds one start tag's attributes,
+// namespace declarations included, and the declarations in scope at once;
+// one more is policy-violation. Declarations leave scope with their
+// element.
+func TestMaxAttrs(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		ok         bool
+	}{
+		{"64 attributes", "<x xmlns='urn:x'" + attrs(" a%d=''", 63) + "/>", true},
+		{"65 attributes", "<x xmlns='urn:x'" + attrs(" a%d=''", 64) + "/>", false},
+		{"65 on a child", "<x><y" + attrs(" a%d=''", 65) + "/></x>", false},
+		{"64 declarations in scope", "<x" + attrs(" xmlns:p%d='urn:p'", 32) + "><y" + attrs(" xmlns:q%d='urn:q'", 32) + "/></x>", true},
+		{"65 declarations in scope", "<x" + attrs(" xmlns:p%d='urn:p'", 32) + "><y" + attrs(" xmlns:q%d='urn:q'", 33) + "/></x>", false},
+		{"declarations leave scope", "<x" + attrs(" xmlns:p%d='urn:p'", 32) + "><y" + attrs(" xmlns:q%d='urn:q'", 32) + "/><z" + attrs(" xmlns:r%d='urn:r'", 32) + "/></x>", true},
+	} {
+		_, err := newStream(t, tc.body, wire.Limits{}).Next()
+		if tc.ok && err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if !tc.ok && !errors.Is(err, stream.PolicyViolation) {
+			t.Errorf("%s: %v, want policy-violation", tc.name, err)
+		}
+	}
+	// A smaller limit applies to the stream header too.
+	r := wire.NewReader(strings.NewReader(hdr), wire.Limits{MaxAttrs: 4})
+	if _, err := r.ReadHeader(); !errors.Is(err, stream.PolicyViolation) {
+		t.Errorf("a header of 8 attributes under MaxAttrs 4: %v", err)
+	}
+}
+
+// BenchmarkReaderAttrsWorstCase frames a 500 KiB stanza built to make
+// the attribute checks as slow as the limits allow: 62 namespace
+// declarations in scope and elements of 62 prefixed attributes that share
+// one local name (every pair's namespaces are compared). Before
+// MaxAttrs, one element of 50 000 short attributes took 7.7 s.
+func BenchmarkReaderAttrsWorstCase(b *testing.B) {
+	el := "<y" + attrs(" p%d:a=''", 62) + "/>"
+	body := "<message from='a@b' to='c@d'><x" + attrs(" xmlns:p%[1]d='urn:%[1]d'", 62) + ">" +
+		strings.Repeat(el, (500<<10)/len(el)) + "</x></message>"
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := newStream(b, body, wire.Limits{}).Next(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

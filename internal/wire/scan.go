@@ -152,6 +152,9 @@ func (r *Reader) startTag(depth int) (name span, self bool, err error) {
 			return name, false, err
 		}
 		aname := r.buf[an.start:an.end]
+		if len(r.attrs) >= r.lim.MaxAttrs {
+			return name, false, r.fail(stream.PolicyViolation, "more than %d attributes in <%s>", r.lim.MaxAttrs, r.buf[name.start:name.end])
+		}
 		for _, o := range r.attrs {
 			if bytes.Equal(r.buf[o.name.start:o.name.end], aname) {
 				return name, false, r.fail(stream.NotWellFormed, "duplicate attribute %q", aname) // XML 1.0 §3.1
@@ -165,6 +168,9 @@ func (r *Reader) startTag(depth int) (name span, self bool, err error) {
 			// may be the default namespace.
 			if v := r.declValue(vs, ve, dec); string(v) == NSXML || string(v) == nsXMLNS {
 				return name, false, r.fail(stream.NotWellFormed, "reserved namespace %q declared as the default namespace", v)
+			}
+			if err := r.checkBinds(name); err != nil {
+				return name, false, err
 			}
 			r.binds = append(r.binds, binding{depth: depth, pStart: an.start, pEnd: an.start, uStart: vs, uEnd: ve, needDecode: dec})
 		case an.colon >= an.start && string(r.buf[an.start:an.colon]) == "xmlns":
@@ -187,6 +193,9 @@ func (r *Reader) startTag(depth int) (name span, self bool, err error) {
 				// never declared.
 				return name, false, r.fail(stream.NotWellFormed, "prefix %q bound to the xmlns namespace", p)
 			}
+			if err := r.checkBinds(name); err != nil {
+				return name, false, err
+			}
 			r.binds = append(r.binds, binding{depth: depth, pStart: an.colon + 1, pEnd: an.end, uStart: vs, uEnd: ve, needDecode: dec})
 		}
 	}
@@ -196,23 +205,33 @@ func (r *Reader) startTag(depth int) (name span, self bool, err error) {
 	if _, err := r.lookup(name, true); err != nil {
 		return name, false, err
 	}
-	for i, a := range r.attrs {
+	// Each prefixed attribute's namespace name, resolved once (the check
+	// below compares them pairwise).
+	r.auris = r.auris[:0]
+	for _, a := range r.attrs {
 		if a.name.colon < a.name.start || a.isXMLNS(r.buf) {
+			r.auris = append(r.auris, nil)
 			continue
 		}
 		if _, err := r.lookup(a.name, false); err != nil {
 			return name, false, err
+		}
+		r.auris = append(r.auris, r.attrURI(a.name))
+	}
+	for i, a := range r.attrs {
+		if r.auris[i] == nil {
+			continue
 		}
 		// Namespaces in XML 1.0 §6.3: no two attributes with the same
 		// expanded name (local name and namespace name). Only prefixed
 		// attributes have a namespace, and XML 1.0 §3.1 already refused
 		// two with the same qualified name.
 		local := r.buf[a.name.colon+1 : a.name.end]
-		for _, o := range r.attrs[:i] {
-			if o.name.colon < o.name.start || o.isXMLNS(r.buf) || !bytes.Equal(r.buf[o.name.colon+1:o.name.end], local) {
+		for j, o := range r.attrs[:i] {
+			if r.auris[j] == nil || !bytes.Equal(r.buf[o.name.colon+1:o.name.end], local) {
 				continue
 			}
-			if bytes.Equal(r.attrURI(a.name), r.attrURI(o.name)) {
+			if bytes.Equal(r.auris[i], r.auris[j]) {
 				return name, false, r.fail(stream.NotWellFormed, "attributes %q and %q have the same expanded name", r.buf[o.name.start:o.name.end], r.buf[a.name.start:a.name.end])
 			}
 		}
@@ -247,6 +266,15 @@ func (r *Reader) attrURI(n span) []byte {
 		return []byte(b.uri)
 	}
 	return r.declValue(b.uStart, b.uEnd, b.needDecode)
+}
+
+// checkBinds refuses one more namespace declaration, in the start tag of
+// the element named name, when MaxAttrs of them are in scope already.
+func (r *Reader) checkBinds(name span) error {
+	if len(r.binds) >= r.lim.MaxAttrs {
+		return r.fail(stream.PolicyViolation, "more than %d namespace declarations in scope at <%s>", r.lim.MaxAttrs, r.buf[name.start:name.end])
+	}
+	return nil
 }
 
 func (r *Reader) popBinds(depth int) {
