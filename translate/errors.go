@@ -330,15 +330,30 @@ func firstStart(d *xml.Decoder) (xml.StartElement, error) {
 // stream reader rejects such elements; Decode and ErrorReply do too, so
 // that they never read different values (the first, the last) for one
 // attribute.
+// Pairwise for a few attributes, with a set beyond (the count is not
+// bounded here: Decode takes bytes from anywhere).
 func uniqueAttrs(el xml.StartElement) error {
+	twice := func(n xml.Name) error {
+		name := n.Local
+		if n.Space != "" {
+			name = n.Space + " " + name
+		}
+		return fmt.Errorf("<%s> has the attribute %q twice", el.Name.Local, name)
+	}
+	if len(el.Attr) > 16 {
+		seen := make(map[xml.Name]struct{}, len(el.Attr))
+		for _, a := range el.Attr {
+			if _, ok := seen[a.Name]; ok {
+				return twice(a.Name)
+			}
+			seen[a.Name] = struct{}{}
+		}
+		return nil
+	}
 	for i, a := range el.Attr {
 		for _, b := range el.Attr[:i] {
 			if a.Name == b.Name {
-				name := a.Name.Local
-				if a.Name.Space != "" {
-					name = a.Name.Space + " " + name
-				}
-				return fmt.Errorf("<%s> has the attribute %q twice", el.Name.Local, name)
+				return twice(a.Name)
 			}
 		}
 	}

@@ -295,6 +295,19 @@ func TestDecodeDuplicateAttribute(t *testing.T) {
 			t.Errorf("Decode(%s) = %v, %v; want bad-request naming the attribute", raw, v, err)
 		}
 	}
+	// Beyond 16 attributes the check uses a set: a late duplicate is
+	// still found, and 50 000 distinct ones are accepted (in linear time).
+	var many strings.Builder
+	for i := range 50000 {
+		fmt.Fprintf(&many, " a%d=''", i)
+	}
+	late := `<message from='a@b.example' to='c@d.example'><x xmlns='urn:x'` + many.String() + ` a17=''/></message>`
+	if v, err := translate.Decode([]byte(late), nil); v != nil || err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("a duplicate after 50 000 attributes: %v, %v", v, err)
+	}
+	if _, err := translate.Decode([]byte(`<message from='a@b.example' to='c@d.example' type='chat'><body>hi</body><x xmlns='urn:x'`+many.String()+`/></message>`), nil); err != nil && strings.Contains(err.Error(), "twice") {
+		t.Errorf("50 000 distinct attributes: %v", err)
+	}
 	raw := `<message from='a@b.example' to='c@d.example' id='m'><x xmlns='urn:x' a='1' a='2'/></message>`
 	out, err := translate.ErrorReply([]byte(raw), stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable})
 	if err != nil {
