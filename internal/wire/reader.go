@@ -155,7 +155,7 @@ func (r *Reader) release() {
 // be called between any two calls of the other methods and changes
 // nothing they return.
 func (r *Reader) Shrink() {
-	r.attrs, r.binds, r.open = nil, nil, nil
+	r.attrs, r.binds, r.open, r.auris = nil, nil, nil, nil
 	r.release()
 }
 

@@ -236,6 +236,9 @@ func (r *Reader) startTag(depth int) (name span, self bool, err error) {
 			}
 		}
 	}
+	// The names point into r.buf, which goes back to a pool when the
+	// stream idles (Shrink): keep no reference to it.
+	clear(r.auris)
 	return name, self, nil
 }
 
