@@ -204,7 +204,7 @@ func (s *Server) evictOldestLocked() {
 	// amplifier.
 	r := &s.run
 	r.evicted++
-	if now := time.Now(); now.Sub(r.evictLog) >= time.Minute {
+	if now := s.clock.Now(); now.Sub(r.evictLog) >= time.Minute {
 		s.log.LogAttrs(r.ctx, slog.LevelWarn, "s2s: too many inbound connections negotiating; closed the oldest",
 			slog.String("remote_addr", oldest.RemoteAddr().String()), slog.Int("limit", s.limits.Negotiating),
 			slog.Uint64("closed_since_last_warning", r.evicted))
