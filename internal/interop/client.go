@@ -34,11 +34,70 @@ type Client struct {
 	JID jid.JID // the full JID the server bound
 
 	sess     *xmpp.Session
+	w        *writer
 	msgs     chan Message
 	served   chan struct{}
 	closeMu  sync.Once
 	serveErr error
 	dropped  atomic.Int64
+}
+
+// mellium.im/xmpp v0.22.0 bounds a session operation (negotiation, an
+// Encode or Send) by its context with a goroutine that, on ctx.Done, sets
+// the connection's deadline in the past and then clears it. The goroutine
+// is told to stop when the operation returns, but its select picks at
+// random when both signals are ready, so a context cancelled after a
+// successful operation (the usual deferred cancel) can still fire it: a
+// read or write running on the connection at that moment fails with "i/o
+// timeout", and a TLS connection's writes stay broken for good. The
+// interop suite hit it about one run in ten: a login's deferred cancel
+// broke the user's next message. So the clients never hand mellium a
+// context that can be cancelled; guarded enforces the caller's context
+// itself, with a deadline it owns and clears.
+
+// guarded runs op with a context mellium cannot see cancelled, setting
+// the connection's deadline (through setDeadline) in the past if ctx ends
+// first, and clearing it after op returns if it did.
+func guarded(ctx context.Context, setDeadline func(time.Time) error, op func(context.Context) error) error {
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = setDeadline(time.Unix(1, 0))
+	})
+	err := op(context.WithoutCancel(ctx))
+	if !stop() {
+		<-fired
+		_ = setDeadline(time.Time{})
+		if err != nil {
+			err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+		}
+	}
+	return err
+}
+
+// writer serialises a session's writes so that one write's context
+// deadline never cuts another's.
+type writer struct {
+	mu   sync.Mutex
+	sess *xmpp.Session
+}
+
+// encode is Session.Encode bounded by ctx (see guarded).
+func (w *writer) encode(ctx context.Context, v any) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return guarded(ctx, w.sess.Conn().SetWriteDeadline, func(ctx context.Context) error {
+		return w.sess.Encode(ctx, v)
+	})
+}
+
+// send is Session.Send bounded by ctx (see guarded).
+func (w *writer) send(ctx context.Context, r xml.TokenReader) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return guarded(ctx, w.sess.Conn().SetWriteDeadline, func(ctx context.Context) error {
+		return w.sess.Send(ctx, r)
+	})
 }
 
 // dialSession connects to addr and logs user in over c2s: STARTTLS
@@ -55,11 +114,16 @@ func dialSession(ctx context.Context, t testing.TB, addr string, roots *x509.Cer
 	if err != nil {
 		t.Fatalf("interop: c2s dial %s for %s: %v", addr, user, err)
 	}
-	sess, err := xmpp.NewClientSession(ctx, j, conn,
-		xmpp.StartTLS(&tls.Config{ServerName: j.Domain().String(), RootCAs: roots, MinVersion: tls.VersionTLS12}),
-		xmpp.SASL("", pass, sasl.ScramSha1, sasl.Plain),
-		xmpp.BindResource(),
-	)
+	var sess *xmpp.Session
+	err = guarded(ctx, conn.SetDeadline, func(ctx context.Context) error {
+		var err error
+		sess, err = xmpp.NewClientSession(ctx, j, conn,
+			xmpp.StartTLS(&tls.Config{ServerName: j.Domain().String(), RootCAs: roots, MinVersion: tls.VersionTLS12}),
+			xmpp.SASL("", pass, sasl.ScramSha1, sasl.Plain),
+			xmpp.BindResource(),
+		)
+		return err
+	})
 	if err != nil {
 		conn.Close()
 		t.Fatalf("interop: c2s login %s at %s: %v", user, addr, err)
@@ -76,10 +140,10 @@ func Login(t testing.TB, addr string, roots *x509.CertPool, user, pass string) *
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sess := dialSession(ctx, t, addr, roots, user, pass)
-	c := &Client{JID: sess.LocalAddr(), sess: sess, msgs: make(chan Message, 4096), served: make(chan struct{})}
+	c := &Client{JID: sess.LocalAddr(), sess: sess, w: &writer{sess: sess}, msgs: make(chan Message, 4096), served: make(chan struct{})}
 	go c.serve()
 	t.Cleanup(c.Close)
-	if err := sess.Send(ctx, stanza.Presence{Type: stanza.AvailablePresence}.Wrap(nil)); err != nil {
+	if err := c.w.send(ctx, stanza.Presence{Type: stanza.AvailablePresence}.Wrap(nil)); err != nil {
 		t.Fatalf("interop: initial presence of %s: %v", user, err)
 	}
 	return c
@@ -113,7 +177,7 @@ func (c *Client) Send(ctx context.Context, to, body string) error {
 	if err != nil {
 		return fmt.Errorf("interop: recipient %q: %w", to, err)
 	}
-	return c.sess.Encode(ctx, Message{
+	return c.w.encode(ctx, Message{
 		Message: stanza.Message{To: tj, Type: stanza.ChatMessage, ID: "interop-" + body},
 		Body:    body,
 	})
@@ -288,6 +352,7 @@ func (s *inStanza) event() Event {
 type MelliumUser struct {
 	jid      jid.JID // the full JID bound
 	sess     *xmpp.Session
+	w        *writer
 	events   chan Event
 	served   chan struct{}
 	serveErr error
@@ -305,7 +370,7 @@ func LoginUser(t testing.TB, addr string, roots *x509.CertPool, user, pass strin
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sess := dialSession(ctx, t, addr, roots, user, pass)
-	u := &MelliumUser{jid: sess.LocalAddr(), sess: sess, events: make(chan Event, 4096), served: make(chan struct{})}
+	u := &MelliumUser{jid: sess.LocalAddr(), sess: sess, w: &writer{sess: sess}, events: make(chan Event, 4096), served: make(chan struct{})}
 	go u.serve()
 	t.Cleanup(u.Close)
 	// The roster request comes first: the server handles the session's
@@ -317,7 +382,7 @@ func LoginUser(t testing.TB, addr string, roots *x509.CertPool, user, pass strin
 		Type    string   `xml:"type,attr"`
 		Query   struct{} `xml:"jabber:iq:roster query"`
 	}{ID: "roster-1", Type: "get"}
-	if err := sess.Encode(ctx, rosterGet); err != nil {
+	if err := u.w.encode(ctx, rosterGet); err != nil {
 		t.Fatalf("interop: roster request of %s: %v", user, err)
 	}
 	if err := u.SendPresence(ctx, Presence{}); err != nil {
@@ -367,7 +432,7 @@ func (u *MelliumUser) SendMessage(ctx context.Context, to, body string, o Messag
 	if o.RequestReceipt {
 		m.Request = &struct{}{}
 	}
-	return id, u.sess.Encode(ctx, m)
+	return id, u.w.encode(ctx, m)
 }
 
 // SendChatState implements UserClient.
@@ -376,7 +441,7 @@ func (u *MelliumUser) SendChatState(ctx context.Context, to, state string) error
 	if err != nil {
 		return fmt.Errorf("interop: recipient %q: %w", to, err)
 	}
-	return u.sess.Encode(ctx, outMessage{
+	return u.w.encode(ctx, outMessage{
 		Message: stanza.Message{To: tj, Type: stanza.ChatMessage, ID: u.nextID()},
 		State:   &element{XMLName: xml.Name{Space: nsChatStates, Local: state}},
 	})
@@ -388,7 +453,7 @@ func (u *MelliumUser) SendReceipt(ctx context.Context, to, id string) error {
 	if err != nil {
 		return fmt.Errorf("interop: recipient %q: %w", to, err)
 	}
-	return u.sess.Encode(ctx, outMessage{
+	return u.w.encode(ctx, outMessage{
 		Message:  stanza.Message{To: tj, Type: stanza.ChatMessage, ID: u.nextID()},
 		Received: &receipt{ID: id},
 	})
@@ -407,7 +472,7 @@ func (u *MelliumUser) SendPresence(ctx context.Context, p Presence) error {
 	if p.Unavailable {
 		out.Type = "unavailable"
 	}
-	return u.sess.Encode(ctx, out)
+	return u.w.encode(ctx, out)
 }
 
 func (u *MelliumUser) subscription(ctx context.Context, to, typ string) error {
@@ -415,7 +480,7 @@ func (u *MelliumUser) subscription(ctx context.Context, to, typ string) error {
 	if err != nil {
 		return fmt.Errorf("interop: recipient %q: %w", to, err)
 	}
-	return u.sess.Encode(ctx, outPresence{To: tj.Bare().String(), Type: typ, ID: u.nextID()})
+	return u.w.encode(ctx, outPresence{To: tj.Bare().String(), Type: typ, ID: u.nextID()})
 }
 
 // Subscribe implements UserClient.
