@@ -323,10 +323,22 @@ func (s *Server) serverTLS() *tls.Config {
 }
 
 // watch makes the end of ctx unblock every read and write on conn by
-// setting a deadline in the past; the returned stop undoes the watch.
+// setting a deadline in the past. The returned stop ends the watch and
+// returns once no deadline from it can be set any more: if ctx ended, it
+// waits for that deadline to be written, so a deadline the caller sets
+// after stop (clearing it, or a short one for a last stream error) is
+// never overwritten by it.
 func watch(ctx context.Context, conn net.Conn) (stop func()) {
-	s := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	return func() { s() }
+	fired := make(chan struct{})
+	s := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = conn.SetDeadline(time.Unix(1, 0))
+	})
+	return func() {
+		if !s() {
+			<-fired
+		}
+	}
 }
 
 // ctxErr prefers the context's error over a deadline error it caused.

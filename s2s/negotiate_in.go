@@ -26,7 +26,6 @@ func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool
 	// ctx carries the gateway's StreamEstablishmentTimeout, set on the
 	// Server's clock by the caller (serveConn).
 	stop := watch(ctx, conn)
-	defer stop()
 	gw := s.gateway()
 	st = &stream{
 		srv: s, dir: Inbound, conn: conn, created: time.Now(), neg: newNegState(),
@@ -37,6 +36,10 @@ func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool
 	neg, owned := st.neg, st // st itself is nil on error returns
 	inHeader := false        // reading a stream header: ours is not sent yet
 	defer func() {
+		// The watch ends first: neither the deadline cleared on success
+		// nor the one for a timeout's stream error may be overwritten by
+		// a watch firing late.
+		stop()
 		if err != nil {
 			if ctx.Err() != nil {
 				owned.timeoutError(ctx, err, !directTLS || owned.tls != nil, inHeader)

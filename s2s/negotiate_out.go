@@ -28,7 +28,6 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 	// Server's clock by the caller (the pool's attempt, or a dialback
 	// verification).
 	stop := watch(ctx, conn)
-	defer stop()
 	gw := s.gateway()
 	st = &stream{
 		srv: s, dir: Outbound, conn: conn, local: local, remote: remote, set: set,
@@ -39,6 +38,10 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 	st.w = wire.NewWriter(st.io(conn))
 	neg, owned := st.neg, st // st itself is nil on error returns
 	defer func() {
+		// The watch ends first: neither the deadline cleared on success
+		// nor the one for a timeout's stream error may be overwritten by
+		// a watch firing late.
+		stop()
 		if err != nil {
 			if ctx.Err() != nil {
 				// Our header always goes out before we read; a peer too
