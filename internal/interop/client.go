@@ -50,10 +50,10 @@ type Client struct {
 // successful operation (the usual deferred cancel) can still fire it: a
 // read or write running on the connection at that moment fails with "i/o
 // timeout", and a TLS connection's writes stay broken for good. The
-// interop suite hit it about one run in ten: a login's deferred cancel
-// broke the user's next message. So the clients never hand mellium a
-// context that can be cancelled; guarded enforces the caller's context
-// itself, with a deadline it owns and clears.
+// Prosody scenarios hit it about one run in fifteen: a login's deferred
+// cancel broke the user's next message. So the clients never hand
+// mellium a context that can be cancelled; guarded enforces the caller's
+// context itself, with a deadline it owns and clears.
 
 // guarded runs op with a context mellium cannot see cancelled, setting
 // the connection's deadline (through setDeadline) in the past if ctx ends
