@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/xmppfed/xmppfed/internal/deadline"
 )
 
 // Defaults used when neither the Resolver fields nor resolv.conf say otherwise.
@@ -289,8 +291,7 @@ func exchangeNet(ctx context.Context, network string, timeout time.Duration, q *
 	defer conn.Close()
 	// miekg/dns only honours ctx deadlines; make cancellation interrupt
 	// blocked reads too.
-	stop := context.AfterFunc(actx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer deadline.Watch(actx, conn.SetDeadline)()
 	m, _, err := c.ExchangeWithConnContext(actx, q, conn)
 	return m, err
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/xmppfed/xmppfed/certs"
 	"github.com/xmppfed/xmppfed/dnsdisco"
+	"github.com/xmppfed/xmppfed/internal/deadline"
 	"github.com/xmppfed/xmppfed/internal/tlscert"
 	"github.com/xmppfed/xmppfed/internal/wire"
 	"github.com/xmppfed/xmppfed/policy"
@@ -359,8 +360,7 @@ func (c *checker) probe(ctx context.Context, rep *CheckReport, domain string, t 
 	// One deadline bounds STARTTLS, the handshake and the features; the end
 	// of ctx unblocks them at once.
 	_ = conn.SetDeadline(time.Now().Add(3 * c.step))
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+	defer deadline.Watch(ctx, conn.SetDeadline)()
 
 	p := &prober{c: c, domain: domain, conn: conn}
 	var features *wire.Node

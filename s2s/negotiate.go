@@ -16,6 +16,7 @@ import (
 
 	streamerr "mellium.im/xmpp/stream"
 
+	"github.com/xmppfed/xmppfed/internal/deadline"
 	"github.com/xmppfed/xmppfed/internal/tlscert"
 	"github.com/xmppfed/xmppfed/internal/wire"
 	"github.com/xmppfed/xmppfed/policy"
@@ -322,23 +323,12 @@ func (s *Server) serverTLS() *tls.Config {
 	return cfg
 }
 
-// watch makes the end of ctx unblock every read and write on conn by
-// setting a deadline in the past. The returned stop ends the watch and
-// returns once no deadline from it can be set any more: if ctx ended, it
-// waits for that deadline to be written, so a deadline the caller sets
-// after stop (clearing it, or a short one for a last stream error) is
-// never overwritten by it.
-func watch(ctx context.Context, conn net.Conn) (stop func()) {
-	fired := make(chan struct{})
-	s := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		_ = conn.SetDeadline(time.Unix(1, 0))
-	})
-	return func() {
-		if !s() {
-			<-fired
-		}
-	}
+// watch makes the end of ctx unblock every read and write on conn (see
+// package deadline). The returned stop ends the watch and returns once no
+// deadline from it can be set any more, so a deadline the caller sets
+// after stop (clearing it, or a short one for a last stream error) holds.
+func watch(ctx context.Context, conn net.Conn) (stop func() (fired bool)) {
+	return deadline.Watch(ctx, conn.SetDeadline)
 }
 
 // ctxErr prefers the context's error over a deadline error it caused.

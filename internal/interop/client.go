@@ -19,6 +19,8 @@ import (
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+
+	"github.com/xmppfed/xmppfed/internal/deadline"
 )
 
 // Message is a chat message with a body, as the clients send and see it.
@@ -43,30 +45,22 @@ type Client struct {
 }
 
 // mellium.im/xmpp v0.22.0 bounds a session operation (negotiation, an
-// Encode or Send) by its context with a goroutine that, on ctx.Done, sets
-// the connection's deadline in the past and then clears it. The goroutine
-// is told to stop when the operation returns, but its select picks at
-// random when both signals are ready, so a context cancelled after a
-// successful operation (the usual deferred cancel) can still fire it: a
-// read or write running on the connection at that moment fails with "i/o
-// timeout", and a TLS connection's writes stay broken for good. The
-// Prosody scenarios hit it about one run in fifteen: a login's deferred
-// cancel broke the user's next message. So the clients never hand
-// mellium a context that can be cancelled; guarded enforces the caller's
-// context itself, with a deadline it owns and clears.
+// Encode or Send) by its context with the racy watch package deadline
+// describes: a context cancelled after a successful operation (the usual
+// deferred cancel) can still set the connection's deadline in the past,
+// and a read or write running at that moment fails with "i/o timeout"
+// (a TLS connection's writes stay broken for good). The Prosody scenarios
+// hit it about one run in fifteen: a login's deferred cancel broke the
+// user's next message. So the clients never hand mellium a context that
+// can be cancelled; guarded enforces the caller's context itself.
 
 // guarded runs op with a context mellium cannot see cancelled, setting
 // the connection's deadline (through setDeadline) in the past if ctx ends
 // first, and clearing it after op returns if it did.
 func guarded(ctx context.Context, setDeadline func(time.Time) error, op func(context.Context) error) error {
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		_ = setDeadline(time.Unix(1, 0))
-	})
+	stop := deadline.Watch(ctx, setDeadline)
 	err := op(context.WithoutCancel(ctx))
-	if !stop() {
-		<-fired
+	if stop() {
 		_ = setDeadline(time.Time{})
 		if err != nil {
 			err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
