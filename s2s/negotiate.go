@@ -16,7 +16,6 @@ import (
 
 	streamerr "mellium.im/xmpp/stream"
 
-	"github.com/xmppfed/xmppfed/internal/deadline"
 	"github.com/xmppfed/xmppfed/internal/tlscert"
 	"github.com/xmppfed/xmppfed/internal/wire"
 	"github.com/xmppfed/xmppfed/policy"
@@ -321,14 +320,6 @@ func (s *Server) serverTLS() *tls.Config {
 		cfg.NextProtos = []string{alpnXMPPServer}
 	}
 	return cfg
-}
-
-// watch makes the end of ctx unblock every read and write on conn (see
-// package deadline). The returned stop ends the watch and returns once no
-// deadline from it can be set any more, so a deadline the caller sets
-// after stop (clearing it, or a short one for a last stream error) holds.
-func watch(ctx context.Context, conn net.Conn) (stop func() (fired bool)) {
-	return deadline.Watch(ctx, conn.SetDeadline)
 }
 
 // ctxErr prefers the context's error over a deadline error it caused.

@@ -12,6 +12,7 @@ import (
 	streamerr "mellium.im/xmpp/stream"
 
 	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/internal/deadline"
 	"github.com/xmppfed/xmppfed/internal/wire"
 	"github.com/xmppfed/xmppfed/policy"
 )
@@ -25,7 +26,7 @@ func (s *Server) acceptStream(ctx context.Context, conn net.Conn, directTLS bool
 	s.init()
 	// ctx carries the gateway's StreamEstablishmentTimeout, set on the
 	// Server's clock by the caller (serveConn).
-	stop := watch(ctx, conn)
+	stop := deadline.Watch(ctx, conn.SetDeadline) // the end of ctx unblocks every read and write
 	gw := s.gateway()
 	st = &stream{
 		srv: s, dir: Inbound, conn: conn, created: time.Now(), neg: newNegState(),

@@ -13,6 +13,7 @@ import (
 	streamerr "mellium.im/xmpp/stream"
 
 	"github.com/xmppfed/xmppfed/certs"
+	"github.com/xmppfed/xmppfed/internal/deadline"
 	"github.com/xmppfed/xmppfed/internal/wire"
 	"github.com/xmppfed/xmppfed/policy"
 )
@@ -27,7 +28,7 @@ func (s *Server) negotiateOut(ctx context.Context, conn net.Conn, local, remote 
 	// ctx carries the gateway's StreamEstablishmentTimeout, set on the
 	// Server's clock by the caller (the pool's attempt, or a dialback
 	// verification).
-	stop := watch(ctx, conn)
+	stop := deadline.Watch(ctx, conn.SetDeadline) // the end of ctx unblocks every read and write
 	gw := s.gateway()
 	st = &stream{
 		srv: s, dir: Outbound, conn: conn, local: local, remote: remote, set: set,
